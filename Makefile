@@ -1,0 +1,42 @@
+# gnnrec: `make demo` and `make test` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+
+.PHONY: install demo test test-slow test-all bench lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv and install gnnrec with its test tools
+
+demo: install  ## cross-domain LightGCN on Amazon Books/CDs/Movies, target Movies
+	$(BIN)/gnnrec-train experiment=demo
+
+test: install  ## the test suite without slow tests
+	$(BIN)/python -m pytest -q
+
+test-slow: install  ## only the slow tests (long end-to-end runs)
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: install  ## timing benchmarks, as ratios against references run alongside
+	$(BIN)/python benchmarks/bench_lightgcn.py
+	$(BIN)/python benchmarks/bench_eval.py
+
+lint: install
+	$(BIN)/ruff check gnnrec tests benchmarks
+	$(BIN)/ruff format --check gnnrec tests benchmarks
+
+format: install
+	$(BIN)/ruff format gnnrec tests benchmarks
+	$(BIN)/ruff check --fix gnnrec tests benchmarks
+
+clean:
+	rm -rf .cache outputs multirun .pytest_cache

@@ -1,0 +1,42 @@
+"""Data: raw sources -> canonical tables -> preprocessed interactions."""
+
+from gnnrec.data.preprocess import CACHE_FORMAT_VERSION, cache_key, load_dataset, preprocess
+from gnnrec.data.schema import (
+    INTERACTION_COLUMNS,
+    ITEM_COLUMNS,
+    SPLIT_VALUES,
+    DataError,
+    InteractionData,
+    RawTables,
+    missing_item_error,
+    missing_item_mask,
+    validate_tables,
+)
+from gnnrec.data.sources import (
+    AtomicSource,
+    FolderSource,
+    LightGCNSource,
+    SequenceFoodKitchenSource,
+    Source,
+)
+
+__all__ = [
+    "DataError",
+    "RawTables",
+    "InteractionData",
+    "INTERACTION_COLUMNS",
+    "ITEM_COLUMNS",
+    "SPLIT_VALUES",
+    "validate_tables",
+    "missing_item_mask",
+    "missing_item_error",
+    "Source",
+    "FolderSource",
+    "SequenceFoodKitchenSource",
+    "LightGCNSource",
+    "AtomicSource",
+    "preprocess",
+    "load_dataset",
+    "cache_key",
+    "CACHE_FORMAT_VERSION",
+]

@@ -1,0 +1,171 @@
+"""The heterogeneous cross-domain graph and the LightGCN propagation matrix.
+
+Only training interactions enter the graph: :func:`build_graph` takes the ``train``
+table of a :class:`~gnnrec.data.split.Split`, never the raw data.
+
+Node types are ``user``, ``item`` and ``domain``. Each domain ``d`` contributes the
+relation ``(user, "interacts_<d>", item)`` and its reverse ``(item, "rev_interacts_<d>",
+user)``; every item is linked to its domain by ``(item, "in_domain", domain)`` and
+``(domain, "has_item", item)``. The item store keeps ``domain`` (the domain index of
+each item), so domains are attributes and relation types, never id ranges.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+__all__ = [
+    "LayerMeanPropagation",
+    "SymmetricSpMM",
+    "build_graph",
+    "interaction_edges",
+    "normalized_adjacency",
+    "spmm",
+]
+
+
+def build_graph(
+    num_users: int,
+    item_domain: np.ndarray,
+    domains: list[str],
+    train: pd.DataFrame,
+) -> HeteroData:
+    """Build the heterogeneous training graph.
+
+    Args:
+        num_users: Number of user nodes.
+        item_domain: ``int64[num_items]`` domain index of every item.
+        domains: Domain names, indexed by ``domain_idx``.
+        train: Training interactions with ``user_idx``, ``item_idx``, ``domain_idx``.
+
+    Returns:
+        A :class:`HeteroData` with node types ``user``, ``item`` and ``domain``.
+    """
+    graph = HeteroData()
+    graph["user"].num_nodes = num_users
+    graph["item"].num_nodes = len(item_domain)
+    graph["item"].domain = torch.tensor(item_domain, dtype=torch.long)
+    graph["domain"].num_nodes = len(domains)
+    graph["domain"].names = list(domains)
+    user, item, dom = (
+        torch.tensor(train[col].to_numpy(), dtype=torch.long)
+        for col in ("user_idx", "item_idx", "domain_idx")
+    )
+    for d, name in enumerate(domains):
+        mask = dom == d
+        edge = torch.stack([user[mask], item[mask]])
+        graph["user", f"interacts_{name}", "item"].edge_index = edge
+        graph["item", f"rev_interacts_{name}", "user"].edge_index = edge.flip(0)
+    items = torch.arange(len(item_domain))
+    in_domain = torch.stack([items, graph["item"].domain])
+    graph["item", "in_domain", "domain"].edge_index = in_domain
+    graph["domain", "has_item", "item"].edge_index = in_domain.flip(0)
+    return graph
+
+
+def interaction_edges(graph: HeteroData) -> torch.Tensor:
+    """All user -> item training edges of every domain, ``[2, E]``."""
+    edges = [
+        graph[edge_type].edge_index
+        for edge_type in graph.edge_types
+        if edge_type[0] == "user" and edge_type[2] == "item"
+    ]
+    return torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long)
+
+
+def normalized_adjacency(
+    graph: HeteroData, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    r"""The symmetric normalised user-item adjacency LightGCN propagates on.
+
+    .. math::
+        \tilde{A} = D^{-1/2} A D^{-1/2}, \qquad
+        A = \begin{pmatrix} 0 & R \\ R^\top & 0 \end{pmatrix}
+
+    over ``num_users + num_items`` nodes (users first), with ``R`` the deduplicated
+    binary user-item matrix of all domains' training edges. Nodes with no edge have
+    zero rows.
+
+    Returns:
+        A sparse CSR tensor ``[N, N]``.
+    """
+    num_users = graph["user"].num_nodes
+    num_nodes = num_users + graph["item"].num_nodes
+    edges = interaction_edges(graph)
+    key = torch.unique(edges[0] * graph["item"].num_nodes + edges[1])
+    users = key // graph["item"].num_nodes
+    items = key % graph["item"].num_nodes + num_users
+    row = torch.cat([users, items])
+    col = torch.cat([items, users])
+    deg = torch.bincount(row, minlength=num_nodes).to(torch.float64)
+    inv_sqrt = deg.pow(-0.5)
+    inv_sqrt[deg == 0] = 0.0
+    value = (inv_sqrt[row] * inv_sqrt[col]).to(dtype)
+    order = torch.argsort(row * num_nodes + col)
+    row, col, value = row[order], col[order], value[order]
+    crow = torch.zeros(num_nodes + 1, dtype=torch.long)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        adj = torch.sparse_csr_tensor(
+            crow, col, value, size=(num_nodes, num_nodes), check_invariants=False
+        )
+    return adj.to(device)
+
+
+class SymmetricSpMM(torch.autograd.Function):
+    """``A @ X`` for a symmetric sparse ``A``; the backward pass reuses ``A`` (``A^T = A``).
+
+    Autograd through :func:`torch.sparse.mm` would transpose the CSR matrix on every
+    backward pass; for the symmetric propagation matrix that work is unnecessary.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adj = adj
+        return spmm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, spmm(ctx.adj, grad.contiguous())
+
+
+class LayerMeanPropagation(torch.autograd.Function):
+    r"""LightGCN's layer combination :math:`\sum_{k=0}^{K} \alpha_k \tilde{A}^k X` in one op.
+
+    The map is linear in ``X`` and ``A`` is symmetric, so the gradient is the same
+    polynomial applied to the incoming gradient, evaluated by Horner's rule. No layer
+    output is kept for the backward pass, and each pass is ``K`` sparse products.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor, alpha: tuple[float, ...]):
+        ctx.adj, ctx.alpha = adj, alpha
+        return _layer_polynomial(adj, x, alpha)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, _layer_polynomial(ctx.adj, grad.contiguous(), ctx.alpha), None
+
+
+def _layer_polynomial(adj: torch.Tensor, x: torch.Tensor, alpha: tuple[float, ...]) -> torch.Tensor:
+    # Horner: sum_k a_k A^k x = a_0 x + A(a_1 x + A(a_2 x + ... A(a_K x))), one fused
+    # addmm (a_k x + A @ out) per layer.
+    out = x * alpha[-1]
+    for a in reversed(alpha[:-1]):
+        out = torch.addmm(x, adj, out, beta=a)
+    return out
+
+
+def spmm(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``adj @ x`` for sparse CSR ``adj``.
+
+    ``torch.addmm`` with ``beta=0`` takes torch's fast sparse-dense kernel on CPU; the
+    ``@`` operator does not (measured 4x slower in ``benchmarks/bench_lightgcn.py``).
+    """
+    return torch.addmm(x.new_empty(adj.shape[0], x.shape[1]), adj, x, beta=0.0)

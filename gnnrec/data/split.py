@@ -1,0 +1,206 @@
+"""Leak-free train / validation / test split for cross-domain top-K recommendation.
+
+Protocol (also in ``docs/protocol.md``):
+
+* ``target_domain`` is the domain evaluated; every other domain is a source domain.
+* **Cold-start users**: a seeded fraction ``cold_fraction`` of the users who have
+  interactions in the target domain *and* in at least one source domain. All their
+  target interactions are held out; half of these users (seeded) form the validation
+  cold group, the other half the test cold group. Their source interactions stay in
+  training.
+* **Warm users**: every other user with at least ``min_interactions`` target
+  interactions. Their target interactions are ordered by ``timestamp`` (ties and
+  missing timestamps broken by a seeded random key); the last goes to test, the
+  second to last to validation, the rest to training.
+* Every remaining interaction (source domains, target users with too few
+  interactions) is training data.
+* Datasets with a ``split`` column (for example the LightGCN Gowalla files) are used
+  as given when ``fixed`` is ``"auto"`` or ``True``; all their users are warm.
+
+Training rows are the only rows that may reach the graph, the training positives or
+popularity counts; the split is computed on tables before any graph exists.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gnnrec.data.schema import DataError, InteractionData
+
+__all__ = ["Split", "split_interactions", "GROUPS"]
+
+GROUPS = ("warm", "cold")
+
+
+@dataclass
+class Split:
+    """The result of :func:`split_interactions`.
+
+    Attributes:
+        train: Training interactions of every domain (columns of
+            ``InteractionData.interactions``).
+        val: Held-out target-domain rows ``user_idx, item_idx, group``.
+        test: Held-out target-domain rows ``user_idx, item_idx, group``.
+        target_domain: Name of the evaluated domain.
+        target_domain_idx: Its index in ``InteractionData.domains``.
+    """
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    target_domain: str
+    target_domain_idx: int
+
+    def users_in_group(self, split: str, group: str) -> np.ndarray:
+        """Sorted unique user ids of ``group`` in ``split`` (``"val"`` or ``"test"``)."""
+        rows = getattr(self, split)
+        return np.unique(rows.loc[rows["group"] == group, "user_idx"].to_numpy())
+
+    def summary(self) -> dict[str, int]:
+        """Row and user counts per split and group, for logs and docs."""
+        out = {"train/rows": len(self.train)}
+        for name in ("val", "test"):
+            rows = getattr(self, name)
+            out[f"{name}/rows"] = len(rows)
+            for group in GROUPS:
+                out[f"{name}/{group}/users"] = len(self.users_in_group(name, group))
+        return out
+
+
+def _held_out(rows: pd.DataFrame, group: str) -> pd.DataFrame:
+    out = rows[["user_idx", "item_idx"]].copy()
+    out["group"] = group
+    return out.reset_index(drop=True)
+
+
+def _fixed_split(inter: pd.DataFrame, target: int, name: str) -> Split:
+    train = inter[inter["split"] == "train"].drop(columns="split").reset_index(drop=True)
+    in_target = inter["domain_idx"] == target
+    val = _held_out(inter[in_target & (inter["split"] == "val")], "warm")
+    test = _held_out(inter[in_target & (inter["split"] == "test")], "warm")
+    if len(test) == 0:
+        raise DataError("the data's 'split' column has no 'test' rows; cannot use it as given")
+    return Split(train, val, test, name, target)
+
+
+def split_interactions(
+    data: InteractionData,
+    target_domain: str | None = None,
+    *,
+    cold_fraction: float = 0.2,
+    min_interactions: int = 3,
+    fixed: bool | str = "auto",
+    seed: int = 0,
+) -> Split:
+    """Split ``data`` by the protocol in the module docstring.
+
+    Args:
+        data: Preprocessed interactions.
+        target_domain: Domain to evaluate. ``None`` is allowed for single-domain data.
+        cold_fraction: Fraction of overlapping users made cold-start users (0 disables).
+        min_interactions: Minimum target interactions for a warm user.
+        fixed: ``"auto"`` uses a ``split`` column when the data has one; ``True``
+            requires it; ``False`` ignores it.
+        seed: Seed for the cold-user draw and tie breaking.
+
+    Returns:
+        The :class:`Split`.
+    """
+    if not 0.0 <= cold_fraction < 1.0:
+        raise ValueError(f"data.split.cold_fraction must be in [0, 1), got {cold_fraction}")
+    if min_interactions < 3:
+        raise ValueError(
+            f"data.split.min_interactions must be >= 3 (one train, one val, one test item), "
+            f"got {min_interactions}"
+        )
+    if target_domain is None:
+        if len(data.domains) != 1:
+            raise DataError(
+                f"data.target_domain is not set and the data has {len(data.domains)} domains "
+                f"{data.domains}; choose one."
+            )
+        target_domain = data.domains[0]
+    target = data.domain_index(target_domain)
+    inter = data.interactions
+    has_split = "split" in inter.columns
+    if fixed is True and not has_split:
+        raise DataError("data.split.fixed=true but the data has no 'split' column")
+    if has_split and fixed in (True, "auto"):
+        return _fixed_split(inter, target, target_domain)
+    if has_split:
+        inter = inter.drop(columns="split")
+
+    rng = np.random.default_rng(seed)
+    in_target = (inter["domain_idx"] == target).to_numpy()
+    target_users = np.unique(inter.loc[in_target, "user_idx"].to_numpy())
+    source_users = np.unique(inter.loc[~in_target, "user_idx"].to_numpy())
+    overlap = np.intersect1d(target_users, source_users)
+
+    n_cold = int(round(cold_fraction * len(overlap)))
+    cold = np.sort(rng.choice(overlap, size=n_cold, replace=False)) if n_cold else overlap[:0]
+    cold_perm = rng.permutation(cold)
+    cold_val = np.sort(cold_perm[: len(cold) // 2])
+    cold_test = np.sort(cold_perm[len(cold) // 2 :])
+
+    tgt = inter[in_target]
+    is_cold = np.isin(tgt["user_idx"].to_numpy(), cold)
+    warm_rows = tgt[~is_cold]
+    # Time order; ties (and missing timestamps) broken by a seeded random key.
+    tie = rng.random(len(warm_rows))
+    ts = (
+        warm_rows["timestamp"].to_numpy(dtype=np.float64)
+        if "timestamp" in warm_rows.columns
+        else np.zeros(len(warm_rows))
+    )
+    users = warm_rows["user_idx"].to_numpy()
+    order = np.lexsort((tie, ts, users))
+    warm_rows = warm_rows.iloc[order]
+    users = users[order]
+    counts = np.bincount(users, minlength=data.num_users)
+    pos_from_end = _position_from_end(users)
+    eligible = counts[users] >= min_interactions
+    test_mask = eligible & (pos_from_end == 0)
+    val_mask = eligible & (pos_from_end == 1)
+    keep_mask = ~(test_mask | val_mask)
+
+    cold_rows = tgt[is_cold]
+    cold_users = cold_rows["user_idx"].to_numpy()
+    val = pd.concat(
+        [
+            _held_out(warm_rows[val_mask], "warm"),
+            _held_out(cold_rows[np.isin(cold_users, cold_val)], "cold"),
+        ],
+        ignore_index=True,
+    )
+    test = pd.concat(
+        [
+            _held_out(warm_rows[test_mask], "warm"),
+            _held_out(cold_rows[np.isin(cold_users, cold_test)], "cold"),
+        ],
+        ignore_index=True,
+    )
+    train = pd.concat([inter[~in_target], warm_rows[keep_mask]], ignore_index=False)
+    train = train.sort_index().reset_index(drop=True)
+    if len(test) == 0:
+        raise DataError(
+            f"no test users in target domain {target_domain!r}: no user has "
+            f">= {min_interactions} interactions there and no user is cold-start"
+        )
+    if len(val) == 0:
+        warnings.warn("the split has no validation rows; early stopping is disabled", stacklevel=2)
+    return Split(train, val, test, target_domain, target)
+
+
+def _position_from_end(sorted_users: np.ndarray) -> np.ndarray:
+    """For rows grouped by user, 0 for each user's last row, 1 for the one before, ..."""
+    n = len(sorted_users)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    boundary = np.r_[sorted_users[1:] != sorted_users[:-1], True]
+    ends = np.flatnonzero(boundary)
+    group_end = np.repeat(ends, np.diff(np.r_[-1, ends]))
+    return group_end - np.arange(n)

@@ -1,0 +1,43 @@
+"""Most-popular baseline: every user gets the items with the most training interactions."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Popularity"]
+
+
+class Popularity(nn.Module):
+    r"""Popularity ranking: :math:`\hat{y}_{ui} = |\{v : (v, i) \in \mathcal{D}_{train}\}|`.
+
+    Scores are training interaction counts; ranked over the target domain's items this
+    is the per-target-domain popularity baseline. It has no trainable parameters.
+
+    Args:
+        num_users: Number of users.
+        item_counts: ``[num_items]`` training interaction count of every item.
+
+    Shapes:
+        forward: ``() -> ([num_users, 1], [num_items, 1])``
+    """
+
+    def __init__(self, num_users: int, item_counts: Tensor) -> None:
+        super().__init__()
+        self.num_users = num_users
+        self.register_buffer("item_counts", item_counts.detach().float().clone())
+
+    def reset_parameters(self) -> None:
+        """Nothing to reset: the counts are data."""
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        ones = self.item_counts.new_ones(self.num_users, 1)
+        return ones, self.item_counts.unsqueeze(1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.num_users}, {self.item_counts.numel()})"
+
+
+def item_counts(items: Tensor, num_items: int) -> Tensor:
+    """Training interaction count of every item."""
+    return torch.bincount(items, minlength=num_items)

@@ -1,0 +1,5 @@
+"""``python -m gnnrec.train``: same as ``gnnrec-train``."""
+
+from gnnrec.cli import main
+
+main()

@@ -1,0 +1,268 @@
+"""Mini-batch trainer: Adam-style optimisation, early stopping, checkpoints and resume."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from gnnrec.train.sampler import BPRSampler
+from gnnrec.utils.io import load_checkpoint, save_checkpoint
+from gnnrec.utils.runtime import resolve_device, resolve_precision
+
+__all__ = ["Trainer", "FitResult"]
+
+log = logging.getLogger(__name__)
+
+Validate = Callable[[nn.Module], dict[str, float]]
+LogFn = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes:
+        best_epoch: Epoch (0-based) whose weights the model holds after ``fit``
+            (the best validated epoch, or the last one without validation).
+        best_value: The monitored metric at ``best_epoch`` (``nan`` without validation).
+        history: One record per epoch: ``epoch``, ``train/loss``, ``time/epoch_s`` and
+            the validation metrics of epochs that were evaluated.
+        train_time_s: Seconds spent in training steps.
+        eval_time_s: Seconds spent in validation.
+        stopped_early: Whether patience ran out.
+    """
+
+    best_epoch: int
+    best_value: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_time_s: float = 0.0
+    eval_time_s: float = 0.0
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Trains a model whose ``loss(model, users, pos, neg)`` is a scalar.
+
+    Args:
+        max_epochs: Upper bound on epochs.
+        batch_size: Training pairs per step.
+        patience: Stop after this many validations without improvement (0 disables).
+        monitor: Validation metric key to maximise, e.g. ``"val/all/ndcg@20"``.
+        eval_every: Validate every this many epochs.
+        limit_train_batches: Steps per epoch: an int count or a float fraction; ``None``
+            for all.
+        fast_dev_run: One epoch of one batch, for smoke tests.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        precision: ``"auto"`` (bf16 mixed on CUDA, else fp32), ``"32"``, ``"bf16-mixed"``
+            or ``"16-mixed"``.
+        checkpoint: Save ``last.pt`` every epoch and ``best.pt`` on improvement.
+        resume: A checkpoint file or a run directory (its ``checkpoints/last.pt``) to
+            continue from; ``None`` starts fresh.
+        progress: Show progress bars.
+    """
+
+    def __init__(
+        self,
+        max_epochs: int = 1000,
+        batch_size: int = 2048,
+        patience: int = 20,
+        monitor: str = "val/all/ndcg@20",
+        eval_every: int = 1,
+        limit_train_batches: int | float | None = None,
+        fast_dev_run: bool = False,
+        device: str = "auto",
+        precision: str = "auto",
+        checkpoint: bool = True,
+        resume: str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if max_epochs < 1 or batch_size < 1 or eval_every < 1:
+            raise ValueError(
+                "trainer.max_epochs, trainer.batch_size and trainer.eval_every must be >= 1, "
+                f"got {max_epochs}, {batch_size}, {eval_every}"
+            )
+        self.max_epochs = 1 if fast_dev_run else max_epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.monitor = monitor
+        self.eval_every = eval_every
+        self.limit_train_batches = 1 if fast_dev_run else limit_train_batches
+        self.device = resolve_device(device)
+        self.autocast_dtype, use_scaler = resolve_precision(precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.checkpoint = checkpoint
+        self.resume = resume
+        self.progress = progress
+
+    def _batches_per_epoch(self, sampler: BPRSampler) -> int:
+        full = sampler.num_batches(self.batch_size)
+        limit = self.limit_train_batches
+        if limit is None:
+            return full
+        if isinstance(limit, float):
+            if not 0.0 < limit <= 1.0:
+                raise ValueError(f"trainer.limit_train_batches as a fraction must be in (0, 1], got {limit}")
+            return max(1, math.ceil(full * limit))
+        return min(full, int(limit))
+
+    def _resume_path(self) -> Path | None:
+        if self.resume is None:
+            return None
+        path = Path(self.resume)
+        if path.is_dir():
+            path = path / "checkpoints" / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"trainer.resume={self.resume!r}: no checkpoint at {path}; pass a checkpoint "
+                "file or a run directory that has checkpoints/last.pt"
+            )
+        return path
+
+    def fit(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        sampler: BPRSampler,
+        optimizer: torch.optim.Optimizer,
+        validate: Validate | None = None,
+        checkpoint_dir: str | Path | None = None,
+        on_epoch: LogFn | None = None,
+    ) -> FitResult:
+        """Train ``model`` in place; afterwards it holds the best validated weights.
+
+        Args:
+            model: The model, already on :attr:`device`.
+            loss: Called as ``loss(model, users, pos, neg)``.
+            sampler: Training triples.
+            optimizer: Optimiser over the model's parameters.
+            validate: Returns validation metrics (keys include :attr:`monitor`).
+            checkpoint_dir: Where ``last.pt`` / ``best.pt`` go (``None``: no files).
+            on_epoch: Called with each epoch's record and the epoch index (tracking).
+        """
+        ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None and self.checkpoint else None
+        steps = self._batches_per_epoch(sampler)
+        result = FitResult(best_epoch=-1, best_value=float("nan"))
+        best_state: dict | None = None
+        bad_evals, start_epoch = 0, 0
+        resume = self._resume_path()
+        if resume is not None:
+            state = load_checkpoint(resume, map_location=self.device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            sampler.load_state_dict(state["sampler"])
+            start_epoch = int(state["epoch"]) + 1
+            result.best_epoch, result.best_value = int(state["best_epoch"]), float(state["best_value"])
+            result.history = list(state["history"])
+            bad_evals = int(state["bad_evals"])
+            best_state = state.get("best_model")
+            log.info("resumed from %s at epoch %d", resume, start_epoch)
+
+        epochs = tqdm(
+            range(start_epoch, self.max_epochs),
+            desc="epochs",
+            disable=not self.progress,
+            initial=start_epoch,
+            total=self.max_epochs,
+        )
+        for epoch in epochs:
+            record = self._train_epoch(model, loss, sampler, optimizer, steps, epoch)
+            result.train_time_s += record["time/epoch_s"]
+            improved = False
+            if validate is not None and (epoch + 1) % self.eval_every == 0:
+                t0 = time.perf_counter()
+                model.eval()
+                metrics = validate(model)
+                result.eval_time_s += time.perf_counter() - t0
+                if self.monitor not in metrics:
+                    raise KeyError(
+                        f"trainer.monitor={self.monitor!r} is not a validation metric; "
+                        f"available: {sorted(metrics)[:12]}..."
+                    )
+                record.update(metrics)
+                value = float(metrics[self.monitor])
+                if result.best_epoch < 0 or value > result.best_value:
+                    result.best_epoch, result.best_value, bad_evals = epoch, value, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    improved = True
+                else:
+                    bad_evals += 1
+                epochs.set_postfix({self.monitor: f"{value:.4f}", "best": f"{result.best_value:.4f}"})
+            elif validate is None:
+                result.best_epoch = epoch
+            result.history.append(record)
+            if on_epoch is not None:
+                on_epoch(record, epoch)
+            stop = self.patience > 0 and bad_evals >= self.patience
+            if ckpt_dir is not None:
+                state = {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "sampler": sampler.state_dict(),
+                    "epoch": epoch,
+                    "best_epoch": result.best_epoch,
+                    "best_value": result.best_value,
+                    "bad_evals": bad_evals,
+                    "history": result.history,
+                }
+                if best_state is not None:
+                    state["best_model"] = best_state
+                save_checkpoint(ckpt_dir / "last.pt", state)
+                if improved:
+                    save_checkpoint(
+                        ckpt_dir / "best.pt",
+                        {"model": best_state, "epoch": epoch, "value": result.best_value},
+                    )
+            if stop:
+                result.stopped_early = True
+                log.info("early stop at epoch %d: best %s=%.4f at epoch %d", epoch,
+                         self.monitor, result.best_value, result.best_epoch)
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        return result
+
+    def _train_epoch(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        sampler: BPRSampler,
+        optimizer: torch.optim.Optimizer,
+        steps: int,
+        epoch: int,
+    ) -> dict[str, float]:
+        model.train()
+        t0 = time.perf_counter()
+        total = torch.zeros((), device=self.device)
+        batches = tqdm(
+            sampler.epoch(self.batch_size, steps),
+            total=steps,
+            desc=f"epoch {epoch}",
+            leave=False,
+            disable=not self.progress,
+        )
+        for users, pos, neg in batches:
+            users, pos, neg = (t.to(self.device, non_blocking=True) for t in (users, pos, neg))
+            with torch.autocast(
+                self.device.type,
+                dtype=self.autocast_dtype,
+                enabled=self.autocast_dtype is not None,
+            ):
+                value = loss(model, users, pos, neg)
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(value).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            total += value.detach()
+        mean_loss = float(total) / max(steps, 1)
+        if not math.isfinite(mean_loss):
+            raise FloatingPointError(f"training loss became {mean_loss} at epoch {epoch}")
+        return {"epoch": epoch, "train/loss": mean_loss, "time/epoch_s": time.perf_counter() - t0}
+

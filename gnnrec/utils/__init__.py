@@ -1,0 +1,20 @@
+"""Utilities shared by every stage."""
+
+from gnnrec.utils.io import atomic_write, load_checkpoint, save_checkpoint, write_json
+from gnnrec.utils.runtime import (
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+    set_deterministic,
+)
+
+__all__ = [
+    "atomic_write",
+    "load_checkpoint",
+    "resolve_device",
+    "resolve_precision",
+    "save_checkpoint",
+    "seed_everything",
+    "set_deterministic",
+    "write_json",
+]

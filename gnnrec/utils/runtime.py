@@ -1,0 +1,53 @@
+"""Seeds, determinism and device selection."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["seed_everything", "set_deterministic", "resolve_device", "resolve_precision"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Ask torch for deterministic kernels (raises on ops that have none)."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=False)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"trainer.device={device!r} but CUDA is not available; use auto or cpu")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """Map ``trainer.precision`` to ``(autocast dtype or None, use GradScaler)``.
+
+    ``"auto"`` is bf16 mixed precision on CUDA devices that support it, else fp32.
+    """
+    allowed = ("auto", "32", "bf16-mixed", "16-mixed")
+    if precision not in allowed:
+        raise ValueError(f"trainer.precision must be one of {allowed}, got {precision!r}")
+    if precision == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        precision = "bf16-mixed" if cuda_bf16 else "32"
+    if precision == "32":
+        return None, False
+    if device.type != "cuda":
+        raise ValueError(f"trainer.precision={precision!r} needs a CUDA device, got {device}")
+    return (torch.bfloat16, False) if precision == "bf16-mixed" else (torch.float16, True)

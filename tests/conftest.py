@@ -1,0 +1,19 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """Folder with the real datasets: ``$GNNREC_DATA_DIR`` or ``<repo>/../shared/data``."""
+    root = Path(os.environ.get("GNNREC_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not root.is_dir():
+        pytest.skip(f"real data folder {root} not found; set GNNREC_DATA_DIR")
+    return root

@@ -1,0 +1,355 @@
+"""Tests of :mod:`gnnrec.data.preprocess`: cleaning, contiguous ids and the cache."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gnnrec.data import (
+    AtomicSource,
+    DataError,
+    FolderSource,
+    InteractionData,
+    RawTables,
+    cache_key,
+    load_dataset,
+    preprocess,
+)
+
+# ``gnnrec.data.preprocess`` is also the name of the function the package exports.
+preprocess_module = importlib.import_module("gnnrec.data.preprocess")
+
+
+def make_tables(rows: list[tuple], items: list[tuple] | None = None, **extra) -> RawTables:
+    """Tables from ``(user, item, domain[, timestamp])`` rows; items default to all used."""
+    cols = ["user", "item", "domain", "timestamp"][: len(rows[0])]
+    inter = pd.DataFrame(rows, columns=cols)
+    if items is None:
+        items = sorted({(r[1], r[2]) for r in rows})
+    item_frame = pd.DataFrame(items, columns=["item", "domain"])
+    item_frame["title"] = "t-" + item_frame["item"]
+    return RawTables(interactions=inter, items=item_frame, source="toy", **extra)
+
+
+# ------------------------------------------------------------------ missing items
+
+
+def test_missing_item_error_names_item_and_key():
+    tables = make_tables([("u1", "a", "x"), ("u1", "zz", "x")], items=[("a", "x")])
+    with pytest.raises(DataError, match=r"toy: 1 interaction.*'zz' in domain 'x'.*on_missing_item"):
+        preprocess(tables)
+
+
+def test_missing_item_drop_warns():
+    tables = make_tables(
+        [("u1", "a", "x"), ("u1", "zz", "x"), ("u2", "a", "y")], items=[("a", "x"), ("a", "y")]
+    )
+    with pytest.warns(UserWarning, match=r"dropped 1 interaction.*'zz'"):
+        data = preprocess(tables, on_missing_item="drop")
+    assert len(data.interactions) == 2
+    assert data.meta["dropped"]["missing_item"] == 1
+
+
+def test_unknown_options():
+    tables = make_tables([("u1", "a", "x")])
+    with pytest.raises(ValueError, match=r"data\.preprocess\.on_missing_item.*'error', 'drop'"):
+        preprocess(tables, on_missing_item="ignore")
+    with pytest.raises(ValueError, match=r"data\.preprocess\.dedup"):
+        preprocess(tables, dedup="mean")
+    with pytest.raises(ValueError, match=r"data\.preprocess\.kcore"):
+        preprocess(tables, kcore=-1)
+
+
+# ---------------------------------------------------------------------- dedup
+
+
+DUPES = [
+    ("u1", "a", "x", 30.0),
+    ("u1", "a", "x", 10.0),
+    ("u1", "b", "x", 20.0),
+    ("u1", "a", "y", 5.0),  # same raw item in another domain: not a duplicate
+    ("u1", "b", "x", 20.0),  # tie on timestamp: row order decides
+]
+
+
+@pytest.mark.parametrize(("dedup", "kept_rows"), [("last", [0, 3, 4]), ("first", [1, 2, 3])])
+def test_dedup_keeps_latest_or_first(dedup, kept_rows):
+    tables = make_tables(DUPES)
+    tables.interactions["rating"] = np.arange(5, dtype=float)  # marks the source row
+    with pytest.warns(UserWarning, match="dropped 2 duplicate"):
+        data = preprocess(tables, dedup=dedup)
+    assert sorted(data.interactions["rating"].astype(int)) == kept_rows
+    assert data.meta["dropped"]["duplicates"] == 2
+
+
+def test_folder_duplicates_warned_and_latest_kept(tmp_path):
+    (tmp_path / "books.inter.csv").write_text(
+        "user_id,item_id,rating,timestamp\nu1,01,2,100\nu1,01,5,300\nu1,01,4,200\nu2,01,1,1\n"
+    )
+    (tmp_path / "books.item.csv").write_text("item_id,title\n01,A book\n")
+    with pytest.warns(UserWarning, match="dropped 2 duplicate"):
+        data = load_dataset(FolderSource(tmp_path))
+    rows = data.interactions.merge(data.users, left_on="user_idx", right_index=True)
+    assert rows.loc[rows["user"] == "u1", ["rating", "timestamp"]].values.tolist() == [[5.0, 300.0]]
+
+
+# -------------------------------------------------------- rating and k-core filters
+
+
+def test_rating_threshold():
+    tables = make_tables([("u1", "a", "x"), ("u1", "b", "x"), ("u2", "a", "x")])
+    tables.interactions["rating"] = [5.0, 2.0, 4.0]
+    data = preprocess(tables, rating_threshold=4)
+    assert data.interactions["rating"].tolist() == [5.0, 4.0]
+    assert data.items["item"].tolist() == ["a"]
+    assert data.meta["dropped"]["rating"] == 1
+
+
+def test_rating_threshold_needs_rating():
+    with pytest.raises(DataError, match="no 'rating' column"):
+        preprocess(make_tables([("u1", "a", "x")]), rating_threshold=3)
+
+
+def test_everything_filtered_is_an_error():
+    tables = make_tables([("u1", "a", "x")])
+    with pytest.raises(DataError, match="no interactions are left.*kcore"):
+        preprocess(tables, kcore=2)
+
+
+def test_kcore_counts_user_degree_per_domain():
+    # x: u1,u2 rate i1,i2; u3 rates i1 and i3 (degree 1). y: u1,u2 rate j1 once each,
+    # so they fail the per-domain user degree although their total degree is 3.
+    rows = [
+        ("u1", "i1", "x"),
+        ("u1", "i2", "x"),
+        ("u2", "i1", "x"),
+        ("u2", "i2", "x"),
+        ("u3", "i1", "x"),
+        ("u3", "i3", "x"),
+        ("u1", "j1", "y"),
+        ("u2", "j1", "y"),
+    ]
+    with pytest.warns(UserWarning, match=r"domain\(s\) \['y'\] have no interactions left"):
+        data = preprocess(make_tables(rows), kcore=2)
+    # Round 1 drops u3-i3 and the y rows; round 2 drops u3-i1 (u3 now has degree 1).
+    assert data.users["user"].tolist() == ["u1", "u2"]
+    assert data.items["item"].tolist() == ["i1", "i2"]
+    assert data.domains == ["x"]
+    assert data.interactions[["user_idx", "item_idx"]].values.tolist() == [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [1, 1],
+    ]
+    assert data.meta["dropped"]["kcore"] == 4
+
+
+# ------------------------------------------------------------------- contiguous ids
+
+
+def test_contiguous_ids_and_order():
+    rows = [
+        ("u10", "b", "y", 3.0),
+        ("u2", "a", "y", 1.0),
+        ("u10", "c", "x", 1.0),
+        ("u10", "a", "x", 1.0),
+        ("u2", "b", "y", 0.0),
+    ]
+    data = preprocess(make_tables(rows))
+    assert isinstance(data, InteractionData)
+    assert data.domains == ["x", "y"]
+    assert data.users["user"].tolist() == ["u10", "u2"]  # non-numeric ids sort as strings
+    assert data.items[["item", "domain", "domain_idx"]].values.tolist() == [
+        ["a", "x", 0],
+        ["c", "x", 0],
+        ["a", "y", 1],
+        ["b", "y", 1],
+    ]
+    assert data.items["title"].tolist() == ["t-a", "t-c", "t-a", "t-b"]
+    inter = data.interactions
+    assert inter.columns.tolist() == ["user_idx", "item_idx", "domain_idx", "timestamp"]
+    assert all(inter[c].dtype == np.int64 for c in ("user_idx", "item_idx", "domain_idx"))
+    # By user, then timestamp, then original row order (rows 2 and 3 tie at t=1).
+    assert inter.values.tolist() == [
+        [0, 1, 0, 1.0],
+        [0, 0, 0, 1.0],
+        [0, 3, 1, 3.0],
+        [1, 3, 1, 0.0],
+        [1, 2, 1, 1.0],
+    ]
+    assert data.meta["domains"] == {
+        "x": {"interactions": 2, "users": 1, "items": 2},
+        "y": {"interactions": 3, "users": 2, "items": 2},
+    }
+    np.testing.assert_array_equal(data.item_domain, [0, 0, 1, 1])
+
+
+def test_integer_ids_sort_numerically():
+    data = preprocess(make_tables([("10", "2", "x"), ("9", "10", "x"), ("09", "2", "x")]))
+    assert data.users["user"].tolist() == ["09", "9", "10"]  # equal values: string order
+    assert data.items["item"].tolist() == ["2", "10"]
+
+
+def test_users_kg_and_links_follow_the_ids():
+    users = pd.DataFrame({"user": ["u2", "u9"], "age": ["30", "40"]})
+    kg = pd.DataFrame({"head": ["e1"], "relation": ["r"], "tail": ["e2"]})
+    links = pd.DataFrame({"item": ["b", "gone"], "domain": ["x", "x"], "entity": ["e1", "e3"]})
+    tables = make_tables(
+        [("u2", "a", "x"), ("u1", "b", "x")],
+        items=[("a", "x"), ("b", "x"), ("gone", "x")],
+        users=users,
+        kg=kg,
+        item_entity=links,
+    )
+    data = preprocess(tables)
+    assert data.users["user"].tolist() == ["u1", "u2"]
+    assert data.users["age"].isna().tolist() == [True, False]
+    assert data.users["age"].iloc[1] == "30"
+    assert data.items["item"].tolist() == ["a", "b"]  # "gone" has no interactions
+    assert data.item_entity.to_dict("list") == {"item_idx": [1], "entity": ["e1"]}
+    pd.testing.assert_frame_equal(data.kg, kg)
+
+
+def test_split_column_is_kept():
+    tables = make_tables([("0", "1", "x"), ("0", "2", "x")])
+    tables.interactions["split"] = ["train", "test"]
+    data = preprocess(tables)
+    assert data.interactions["split"].tolist() == ["train", "test"]
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def write_folder(root: Path, rating: int = 5) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "books.inter.csv").write_text(
+        f"user_id,item_id,rating,timestamp\nu1,0001,{rating},1\nu2,0001,3,2\nu2,0002,4,3\n"
+    )
+    (root / "books.item.csv").write_text("item_id,title,brand\n0001,One,\n0002,Two,B\n")
+    return root
+
+
+class CountingSource(FolderSource):
+    """A FolderSource that counts its loads."""
+
+    loads = 0
+
+    def load(self):
+        type(self).loads += 1
+        return super().load()
+
+
+def assert_same_data(a: InteractionData, b: InteractionData) -> None:
+    for name in ("interactions", "users", "items", "kg", "item_entity"):
+        left, right = getattr(a, name), getattr(b, name)
+        assert (left is None) == (right is None), name
+        if left is not None:
+            pd.testing.assert_frame_equal(left, right, check_dtype=True)
+    assert a.domains == b.domains and a.meta == b.meta
+
+
+def test_cache_hit_returns_identical_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(CountingSource, "loads", 0)
+    source = CountingSource(write_folder(tmp_path / "d"))
+    cache = tmp_path / "cache"
+    first = load_dataset(source, preprocess={"kcore": 0}, cache_dir=cache)
+    second = load_dataset(source, preprocess={}, cache_dir=cache)  # same options, defaults
+    assert CountingSource.loads == 1
+    assert_same_data(first, second)
+    assert second.items["item"].tolist() == ["0001", "0002"]
+    assert pd.api.types.is_string_dtype(second.items["item"])
+    assert second.items["brand"].isna().tolist() == [True, False]
+    entries = [p.name for p in (cache / "processed").iterdir()]
+    assert entries == [cache_key(source)]
+    load_dataset(source, preprocess={"rating_threshold": 4}, cache_dir=cache)
+    assert CountingSource.loads == 2
+    load_dataset(source, cache_dir=cache, use_cache=False)
+    assert CountingSource.loads == 3
+
+
+def test_cache_key_follows_file_content(tmp_path):
+    root = write_folder(tmp_path / "d")
+    source = FolderSource(root)
+    key = cache_key(source)
+    assert cache_key(FolderSource(root)) == key
+    assert cache_key(source, {"kcore": 2}) != key
+    write_folder(root, rating=1)
+    assert cache_key(source) != key
+    data = load_dataset(source, cache_dir=tmp_path / "cache")
+    assert data.interactions["rating"].tolist()[0] == 1.0
+
+
+def test_unknown_preprocess_key(tmp_path):
+    with pytest.raises(ValueError, match=r"data\.preprocess\.k_core"):
+        load_dataset(FolderSource(write_folder(tmp_path / "d")), preprocess={"k_core": 5})
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    source = FolderSource(write_folder(tmp_path / "d"))
+    cache = tmp_path / "cache"
+    real_to_parquet = pd.DataFrame.to_parquet
+    calls = []
+
+    def failing_to_parquet(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_to_parquet(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", failing_to_parquet)
+    with pytest.raises(OSError, match="disk full"):
+        load_dataset(source, cache_dir=cache)
+    assert list((cache / "processed").iterdir()) == []
+    monkeypatch.undo()
+    load_dataset(source, cache_dir=cache)
+    assert [p.name for p in (cache / "processed").iterdir()] == [cache_key(source)]
+
+
+def test_concurrent_writer_wins(tmp_path, monkeypatch):
+    source = FolderSource(write_folder(tmp_path / "d"))
+    cache = tmp_path / "cache"
+    final = cache / "processed" / cache_key(source)
+    real_rename = os.rename
+
+    def rename_after_other_process(src, dst):
+        preprocess_module.write_processed(preprocess(source.load()), _mkdir(final))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(preprocess_module.os, "rename", rename_after_other_process)
+    data = load_dataset(source, cache_dir=cache)
+    assert [p.name for p in (cache / "processed").iterdir()] == [final.name]
+    assert_same_data(data, preprocess_module.read_processed(final))
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+# ---------------------------------------------------------------------- real data
+
+
+def test_real_ml100k_cached(data_root, tmp_path):
+    source = AtomicSource(data_root / "ml-100k-kg" / "ml-100k_recbole", "ml-100k")
+    data = load_dataset(source, cache_dir=tmp_path)
+    again = load_dataset(source, cache_dir=tmp_path)
+    assert_same_data(data, again)
+    assert (data.num_users, data.num_items, len(data.interactions)) == (943, 1_682, 100_000)
+    assert data.users["user"].iloc[0] == "1" and data.items["item"].iloc[0] == "1"
+    assert len(data.kg) == 91_631 and len(data.item_entity) == 1_598
+    assert data.items["movie_title"].iloc[0] == "Toy Story"
+
+
+def test_real_amazon_kcore(data_root):
+    tables = FolderSource(data_root / "amazon-books-cds-movies").load()
+    data = preprocess(tables, kcore=3)
+    inter = data.interactions
+    user_deg = inter.groupby(["user_idx", "domain_idx"]).size()
+    item_deg = inter.groupby("item_idx").size()
+    assert user_deg.min() >= 3 and item_deg.min() >= 3
+    assert len(item_deg) == data.num_items and inter["user_idx"].nunique() == data.num_users

@@ -1,0 +1,84 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gnnrec.data.graph import build_graph, normalized_adjacency
+from gnnrec.models import MF, BPRLoss, LightGCN, Popularity, item_counts
+
+
+@pytest.fixture
+def adj():
+    train = pd.DataFrame({
+        "user_idx": [0, 0, 1, 2, 2, 3],
+        "item_idx": [0, 1, 2, 2, 4, 3],
+        "domain_idx": [0, 0, 1, 1, 1, 1],
+    })
+    return normalized_adjacency(build_graph(4, np.array([0, 0, 1, 1, 1]), ["a", "b"], train))
+
+
+def test_lightgcn_matches_dense_reference(adj):
+    torch.manual_seed(0)
+    model = LightGCN(4, 5, adj, embedding_dim=8, num_layers=2)
+    users, items = model()
+    assert users.shape == (4, 8) and items.shape == (5, 8)
+    e0 = model.embedding.weight.detach()
+    dense = adj.to_dense()
+    ref = (e0 + dense @ e0 + dense @ dense @ e0) / 3
+    torch.testing.assert_close(torch.cat([users, items]).detach(), ref)
+    assert "LightGCN(4, 5, dim=8, num_layers=2)" == repr(model)
+
+
+def test_lightgcn_zero_layers_is_mf_like(adj):
+    model = LightGCN(4, 5, adj, embedding_dim=3, num_layers=0)
+    u, i = model()
+    torch.testing.assert_close(u, model.embedding.weight[:4])
+
+
+def test_lightgcn_argument_errors(adj):
+    with pytest.raises(ValueError, match="alpha needs num_layers \\+ 1 = 3"):
+        LightGCN(4, 5, adj, num_layers=2, alpha=[0.5, 0.5])
+    with pytest.raises(ValueError, match="adj must be \\[10, 10\\]"):
+        LightGCN(5, 5, adj)
+
+
+def test_reset_parameters_reinitialises():
+    model = MF(3, 4, embedding_dim=2)
+    before = model.user_embedding.weight.detach().clone()
+    model.reset_parameters()
+    assert not torch.equal(before, model.user_embedding.weight)
+
+
+def test_popularity_scores_are_training_counts():
+    counts = item_counts(torch.tensor([0, 2, 2, 2, 1]), 4)
+    assert counts.tolist() == [1, 1, 3, 0]
+    model = Popularity(2, counts)
+    u, i = model()
+    scores = u @ i.T
+    assert scores.tolist() == [[1, 1, 3, 0], [1, 1, 3, 0]]
+    assert not list(model.parameters())
+
+
+def test_bpr_loss_hand_computed():
+    model = MF(1, 2, embedding_dim=1)
+    with torch.no_grad():
+        model.user_embedding.weight.fill_(2.0)
+        model.item_embedding.weight.copy_(torch.tensor([[1.0], [0.5]]))
+    users, pos, neg = torch.tensor([0]), torch.tensor([0]), torch.tensor([1])
+    # -ln sigmoid(2*1 - 2*0.5) = softplus(-1); L2: 0.5 * (4 + 1 + 0.25) / 1
+    expected = torch.nn.functional.softplus(torch.tensor(-1.0)) + 0.1 * 0.5 * 5.25
+    torch.testing.assert_close(BPRLoss(l2=0.1)(model, users, pos, neg), expected)
+
+
+def test_training_lightgcn_lowers_bpr_loss(adj):
+    torch.manual_seed(0)
+    model = LightGCN(4, 5, adj, embedding_dim=8, num_layers=2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    users, pos, neg = torch.tensor([0, 1, 2]), torch.tensor([0, 2, 4]), torch.tensor([1, 3, 3])
+    loss = BPRLoss(l2=0.0)
+    first = loss(model, users, pos, neg).item()
+    for _ in range(50):
+        opt.zero_grad()
+        loss(model, users, pos, neg).backward()
+        opt.step()
+    assert loss(model, users, pos, neg).item() < first * 0.5

@@ -1,0 +1,113 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gnnrec.data.graph import build_graph, normalized_adjacency
+from gnnrec.models import MF, BPRLoss, LightGCN
+from gnnrec.train import BPRSampler, Trainer
+from gnnrec.utils.io import load_checkpoint
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(30), 4)
+    items = rng.integers(0, 20, size=len(users))
+    train = pd.DataFrame({"user_idx": users, "item_idx": items, "domain_idx": 0})
+    train = train.drop_duplicates(["user_idx", "item_idx"])
+    item_domain = np.zeros(20, dtype=np.int64)
+    adj = normalized_adjacency(build_graph(30, item_domain, ["a"], train))
+    sampler_args = (
+        torch.tensor(train.user_idx.to_numpy()),
+        torch.tensor(train.item_idx.to_numpy()),
+        torch.tensor(item_domain),
+    )
+    return adj, sampler_args
+
+
+def fit(problem, tmp_path, validate=None, **kwargs):
+    adj, sampler_args = problem
+    torch.manual_seed(0)
+    model = LightGCN(30, 20, adj, embedding_dim=8, num_layers=2)
+    sampler = BPRSampler(*sampler_args, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    kwargs = {"progress": False, "device": "cpu", "batch_size": 16, **kwargs}
+    trainer = Trainer(**kwargs)
+    result = trainer.fit(model, BPRLoss(), sampler, opt, validate, tmp_path / "checkpoints")
+    return model, result
+
+
+def test_loss_decreases_and_checkpoints_are_written(problem, tmp_path):
+    model, result = fit(problem, tmp_path, max_epochs=15)
+    losses = [r["train/loss"] for r in result.history]
+    assert losses[-1] < losses[0]
+    assert result.best_epoch == 14
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["epoch"] == 14
+    torch.testing.assert_close(state["model"]["embedding.weight"], model.embedding.weight)
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_early_stopping_restores_best_weights(problem, tmp_path):
+    scores = iter([0.1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, 0.0])
+    snapshots = []
+
+    def validate(m):
+        snapshots.append(m.embedding.weight.detach().clone())
+        return {"val/all/ndcg@20": next(scores)}
+
+    model, result = fit(problem, tmp_path, validate=validate, max_epochs=8, patience=3)
+    assert result.stopped_early and result.best_epoch == 1 and result.best_value == 0.5
+    assert len(result.history) == 5
+    torch.testing.assert_close(model.embedding.weight, snapshots[1])
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["epoch"] == 1
+
+
+def test_resume_continues_exactly(problem, tmp_path):
+    full, _ = fit(problem, tmp_path / "full", max_epochs=6)
+    fit(problem, tmp_path / "part", max_epochs=3)
+    resumed, result = fit(problem, tmp_path / "part", max_epochs=6, resume=str(tmp_path / "part"))
+    assert [r["epoch"] for r in result.history] == list(range(6))
+    torch.testing.assert_close(resumed.embedding.weight, full.embedding.weight)
+
+
+def test_resume_missing_checkpoint_is_a_clear_error(problem, tmp_path):
+    with pytest.raises(FileNotFoundError, match="trainer.resume=.*checkpoints/last.pt"):
+        fit(problem, tmp_path, max_epochs=1, resume=str(tmp_path / "nothing"))
+
+
+def test_limits_and_fast_dev_run(problem, tmp_path):
+    _, result = fit(problem, tmp_path, fast_dev_run=True, max_epochs=50)
+    assert len(result.history) == 1
+    t = Trainer(limit_train_batches=0.5, batch_size=16, progress=False, device="cpu")
+    sampler = BPRSampler(*problem[1])
+    assert t._batches_per_epoch(sampler) == -(-sampler.num_batches(16) // 2)
+    with pytest.raises(ValueError, match="limit_train_batches"):
+        Trainer(limit_train_batches=1.5, device="cpu")._batches_per_epoch(sampler)
+
+
+def test_unknown_monitor_key_names_available_metrics(problem, tmp_path):
+    with pytest.raises(KeyError, match="trainer.monitor='val/all/ndcg@20'"):
+        fit(problem, tmp_path, validate=lambda m: {"val/all/recall@20": 0.0}, max_epochs=1)
+
+
+def test_mf_trains_with_same_trainer(problem, tmp_path):
+    _, sampler_args = problem
+    model = MF(30, 20, embedding_dim=8)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    result = Trainer(max_epochs=3, batch_size=16, progress=False, device="cpu").fit(
+        model, BPRLoss(), BPRSampler(*sampler_args), opt
+    )
+    assert len(result.history) == 3
+
+
+def test_bad_devices_and_precision():
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            Trainer(device="cuda")
+        with pytest.raises(ValueError, match="needs a CUDA device"):
+            Trainer(device="cpu", precision="bf16-mixed")
+    with pytest.raises(ValueError, match="trainer.precision"):
+        Trainer(device="cpu", precision="fp8")
