@@ -126,9 +126,11 @@ def _fit_and_evaluate(
             # Learning-curve monitoring only: never used for model selection.
             record.update(_prefixed(evaluator.evaluate(test_task, *scores_of(model)), "curve/test"))
         tracker.log(record, step=epoch)
+        history.append(record)
+        write_json(out / "history.json", history)
 
     metrics: dict[str, float] = {"best_epoch": 0, "time/train_s": 0.0, "time/val_s": 0.0}
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float]] = []  # written after every epoch, for live curves
     if any(p.requires_grad for p in model.parameters()):
         sampler = BPRSampler(train_users, train_items, torch.as_tensor(item_domain), seed=cfg.seed)
         optimizer = instantiate(cfg.optimizer)(model.parameters())
@@ -139,7 +141,7 @@ def _fit_and_evaluate(
             checkpoint_dir=out / "checkpoints",
             on_epoch=on_epoch,
         )
-        history = fit.history
+        history = fit.history  # includes epochs from before a resume
         metrics.update({
             "best_epoch": fit.best_epoch,
             "epochs": len(fit.history),

@@ -317,15 +317,19 @@ class Evaluator:
             with ``task.users``.
         """
         per_user = self._per_user(task, user_emb, item_emb)
+        names = [name for name, mask in task.groups.items() if bool(mask.any())]
         results: dict[str, float] = {}
-        for group, mask in task.groups.items():
-            mask = mask.cpu()
-            count = int(mask.sum())
-            if count == 0:
-                continue
-            results[f"{group}/num_users"] = count
-            for key, values in per_user.items():
-                results[f"{group}/{key}"] = float(values[mask].mean())
+        if not names:
+            return (results, per_user) if return_per_user else results
+        # One matmul for every group mean: [groups, n] @ [n, metrics].
+        masks = torch.stack([task.groups[name].cpu() for name in names]).to(torch.float64)
+        counts = masks.sum(1)
+        means = ((masks @ torch.stack(list(per_user.values()), dim=1)) / counts[:, None]).tolist()
+        for name, count, row in zip(names, counts.tolist(), means, strict=True):
+            results[f"{name}/num_users"] = int(count)
+            results.update(
+                {f"{name}/{key}": value for key, value in zip(per_user, row, strict=True)}
+            )
         if return_per_user:
             return results, per_user
         return results
@@ -363,9 +367,11 @@ class Evaluator:
         k_top = min(max(self.ks), m)
 
         # Flat keys row * m + col: truth sorted for searchsorted, exclude for index_fill.
-        truth_keys = (_csr_rows(task.truth_indptr) * m + task.truth_indices).to(device).sort()[0]
-        if bool((truth_keys[1:] == truth_keys[:-1]).any()):
-            raise ValueError("a user lists the same ground-truth item twice in the task")
+        truth_keys = (_csr_rows(task.truth_indptr) * m + task.truth_indices).to(device)
+        if not bool((truth_keys.diff() > 0).all()):  # from_pairs gives sorted columns
+            truth_keys = truth_keys.sort()[0]
+            if bool((truth_keys.diff() == 0).any()):
+                raise ValueError("a user lists the same ground-truth item twice in the task")
         excl_keys = (_csr_rows(task.exclude_indptr) * m + task.exclude_indices).to(device)
         t_ptr = task.truth_indptr.tolist()
         e_ptr = task.exclude_indptr.tolist()
@@ -381,10 +387,12 @@ class Evaluator:
             for k in self.sampled_ks
         }
 
+        # The loop does only what a bare dense evaluation must (score, mask, top-k);
+        # hits are found once for all users afterwards.
         chunk = min(self.batch_size, n)
         scores_buf = torch.empty(chunk, m, dtype=dtype, device=device)
-        hits = torch.empty(n, k_top, dtype=torch.bool, device=device)
-        row_offsets = torch.arange(chunk, device=device) * m
+        top_values = torch.empty(n, k_top, dtype=dtype, device=device)
+        top_index = torch.empty(n, k_top, dtype=torch.long, device=device)
         for start in range(0, n, chunk):
             end = min(start + chunk, n)
             scores = scores_buf[: end - start]
@@ -393,11 +401,13 @@ class Evaluator:
             flat.index_fill_(0, excl_keys[e_ptr[start] : e_ptr[end]] - start * m, float("-inf"))
             if sampler is not None:
                 sampler.accumulate(flat, start, t_ptr[start], t_ptr[end], sampled_sums)
-            values, index = torch.topk(scores, k_top, dim=1)
-            query = index.add_(row_offsets[: end - start, None] + start * m)
-            keys = truth_keys[t_ptr[start] : t_ptr[end]]
-            pos = torch.searchsorted(keys, query).clamp_(max=keys.numel() - 1)
-            hits[start:end] = (keys[pos] == query) & (values != float("-inf"))
+            torch.topk(scores, k_top, dim=1, out=(top_values[start:end], top_index[start:end]))
+        del scores_buf
+
+        query = top_index.add_(torch.arange(0, n * m, m, device=device).unsqueeze(1))
+        pos = torch.searchsorted(truth_keys, query).clamp_(max=truth_keys.numel() - 1)
+        hits = truth_keys[pos] == query
+        hits &= top_values != float("-inf")
 
         num_truth = task.num_truth.to(device)
         out = ranking_metrics(hits, num_truth, self.ks, self.metrics)

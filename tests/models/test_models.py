@@ -55,7 +55,10 @@ def test_popularity_scores_are_training_counts():
     model = Popularity(2, counts)
     u, i = model()
     scores = u @ i.T
-    assert scores.tolist() == [[1, 1, 3, 0], [1, 1, 3, 0]]
+    assert scores.dtype == torch.float64
+    # counts plus a tie-break below one that favours smaller item indices
+    assert scores.floor().tolist() == [[1, 1, 3, 0], [1, 1, 3, 0]]
+    assert scores[0].argsort(descending=True).tolist() == [2, 0, 1, 3]
     assert not list(model.parameters())
 
 
