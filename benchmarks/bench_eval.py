@@ -33,8 +33,10 @@ def prepare_reference(train_csr, test_csr, num_items, chunk=4096):
         cols = torch.from_numpy(np.concatenate(train_csr[start:stop]))
         truth = torch.zeros(stop - start, num_items, dtype=torch.bool)
         t_lens = [len(test_csr[u]) for u in range(start, stop)]
-        truth[torch.from_numpy(np.repeat(np.arange(stop - start), t_lens)),
-              torch.from_numpy(np.concatenate(test_csr[start:stop]))] = True
+        truth[
+            torch.from_numpy(np.repeat(np.arange(stop - start), t_lens)),
+            torch.from_numpy(np.concatenate(test_csr[start:stop])),
+        ] = True
         chunks.append((start, stop, rows, cols, truth, torch.tensor(t_lens)))
     return chunks
 
@@ -88,10 +90,16 @@ def main() -> None:
 
     t = interleaved_medians({"gnnrec": ours, "dense": reference}, repeats=args.repeats, warmup=1)
     got = (results["gnnrec"]["all/recall@20"], results["gnnrec"]["all/ndcg@20"])
-    print(f"Gowalla test: {task.num_users} users x {task.num_candidates} items; threads={args.threads}")
-    print(f"  gnnrec Evaluator (recall/ndcg@20): {t['gnnrec']:6.2f} s  -> {got[0]:.6f} / {got[1]:.6f}")
-    print(f"  dense reference:                   {t['dense']:6.2f} s  -> "
-          f"{results['dense'][0]:.6f} / {results['dense'][1]:.6f}")
+    print(
+        f"Gowalla test: {task.num_users} users x {task.num_candidates} items; threads={args.threads}"
+    )
+    print(
+        f"  gnnrec Evaluator (recall/ndcg@20): {t['gnnrec']:6.2f} s  -> {got[0]:.6f} / {got[1]:.6f}"
+    )
+    print(
+        f"  dense reference:                   {t['dense']:6.2f} s  -> "
+        f"{results['dense'][0]:.6f} / {results['dense'][1]:.6f}"
+    )
     print(f"  time ratio gnnrec / dense: {t['gnnrec'] / t['dense']:.2f}  (ceiling: 1.2)")
     same = np.allclose(got, results["dense"], rtol=1e-5, atol=0)
     print(f"  identical metrics: {same}")

@@ -68,8 +68,10 @@ def main() -> None:
         pyg_opt.step()
 
     t = interleaved_medians({"gnnrec": gnnrec_step, "pyg": pyg_step}, repeats=args.repeats)
-    print(f"Gowalla: {n_users} users, {n_items} items, {adj._nnz()} adjacency entries; "
-          f"threads={args.threads}")
+    print(
+        f"Gowalla: {n_users} users, {n_items} items, {adj._nnz()} adjacency entries; "
+        f"threads={args.threads}"
+    )
     print(f"  gnnrec LightGCN step (CSR, fused propagation): {t['gnnrec'] * 1000:8.1f} ms")
     print(f"  PyG LightGCN step (edge_index, default path):  {t['pyg'] * 1000:8.1f} ms")
     print(f"  speed-up: {t['pyg'] / t['gnnrec']:.1f}x  (floor: 8x)")

@@ -18,11 +18,15 @@ CACHE_DIR = Path(os.environ.get("GNNREC_CACHE_DIR", ROOT / ".cache"))
 
 def gowalla_split():
     """The LightGCN Gowalla data and its fixed split."""
-    data = load_dataset(LightGCNSource(DATA_DIR / "gowalla-lightgcn"), preprocess={}, cache_dir=CACHE_DIR)
+    data = load_dataset(
+        LightGCNSource(DATA_DIR / "gowalla-lightgcn"), preprocess={}, cache_dir=CACHE_DIR
+    )
     return data, split_interactions(data)
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
+) -> dict[str, float]:
     """Median seconds per call of each function, timed round-robin so noise hits all alike."""
     for _ in range(warmup):
         for fn in fns.values():

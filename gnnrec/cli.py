@@ -29,7 +29,9 @@ def main(cfg: DictConfig) -> float | None:
     if not key:
         return None
     if key not in metrics:
-        raise KeyError(f"optimized_metric={key!r} is not in metrics.json; keys: {sorted(metrics)[:10]}...")
+        raise KeyError(
+            f"optimized_metric={key!r} is not in metrics.json; keys: {sorted(metrics)[:10]}..."
+        )
     value = metrics[key]
     return None if math.isnan(value) else value
 

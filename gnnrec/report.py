@@ -9,14 +9,28 @@ from rich.table import Table
 
 __all__ = ["metrics_table"]
 
-_COLUMNS = ("recall@20", "ndcg@20", "hit@20", "mrr@20", "recall@50", "ndcg@50", "sampled_hr@10", "sampled_ndcg@10")
+_COLUMNS = (
+    "recall@20",
+    "ndcg@20",
+    "hit@20",
+    "mrr@20",
+    "recall@50",
+    "ndcg@50",
+    "sampled_hr@10",
+    "sampled_ndcg@10",
+)
 
 
 def metrics_table(
-    metrics: Mapping[str, float], split: str = "test", title: str = "", console: Console | None = None
+    metrics: Mapping[str, float],
+    split: str = "test",
+    title: str = "",
+    console: Console | None = None,
 ) -> Table:
     """Print (and return) one row per user group of ``split`` with the headline metrics."""
-    groups = sorted({k.split("/")[1] for k in metrics if k.startswith(f"{split}/") and k.count("/") == 2})
+    groups = sorted(
+        {k.split("/")[1] for k in metrics if k.startswith(f"{split}/") and k.count("/") == 2}
+    )
     columns = [c for c in _COLUMNS if any(f"{split}/{g}/{c}" in metrics for g in groups)]
     table = Table(title=f"{title} ({split})" if title else split)
     table.add_column("group")
@@ -27,7 +41,10 @@ def metrics_table(
     for g in sorted(groups, key=lambda g: (order.get(g, 5), g)):
         users = metrics.get(f"{split}/{g}/num_users")
         row = [g, "" if users is None else str(int(users))]
-        row += [f"{metrics[f'{split}/{g}/{c}']:.4f}" if f"{split}/{g}/{c}" in metrics else "" for c in columns]
+        row += [
+            f"{metrics[f'{split}/{g}/{c}']:.4f}" if f"{split}/{g}/{c}" in metrics else ""
+            for c in columns
+        ]
         table.add_row(*row)
     (console or Console()).print(table)
     return table

@@ -40,7 +40,8 @@ def build_model(model_cfg: DictConfig, resources: Mapping[str, Callable[[], Any]
     partial = instantiate(model_cfg)
     params = inspect.signature(partial.func).parameters
     kwargs = {
-        name: make() for name, make in resources.items()
+        name: make()
+        for name, make in resources.items()
         if name in params and name not in partial.keywords
     }
     return partial(**kwargs)
@@ -96,8 +97,17 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     tracker.start(OmegaConf.to_container(cfg, resolve=False), out)
     try:
         metrics = _fit_and_evaluate(
-            cfg, model, trainer, evaluator, val_task, test_task, tracker, out,
-            train_users, train_items, data.item_domain,
+            cfg,
+            model,
+            trainer,
+            evaluator,
+            val_task,
+            test_task,
+            tracker,
+            out,
+            train_users,
+            train_items,
+            data.item_domain,
         )
         metrics["time/data_s"] = t_data
         metrics["time/total_s"] = time.perf_counter() - t_start
@@ -110,8 +120,17 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
 
 
 def _fit_and_evaluate(
-    cfg, model, trainer, evaluator, val_task, test_task, tracker, out,
-    train_users, train_items, item_domain,
+    cfg,
+    model,
+    trainer,
+    evaluator,
+    val_task,
+    test_task,
+    tracker,
+    out,
+    train_users,
+    train_items,
+    item_domain,
 ) -> dict[str, float]:
     def scores_of(m: nn.Module):
         with torch.no_grad():
@@ -136,20 +155,25 @@ def _fit_and_evaluate(
         optimizer = instantiate(cfg.optimizer)(model.parameters())
         loss = instantiate(cfg.loss)
         fit = trainer.fit(
-            model, loss, sampler, optimizer,
+            model,
+            loss,
+            sampler,
+            optimizer,
             validate=validate if val_task is not None else None,
             checkpoint_dir=out / "checkpoints",
             on_epoch=on_epoch,
         )
         history = fit.history  # includes epochs from before a resume
-        metrics.update({
-            "best_epoch": fit.best_epoch,
-            "epochs": len(fit.history),
-            "stopped_early": float(fit.stopped_early),
-            "time/train_s": fit.train_time_s,
-            "time/val_s": fit.eval_time_s,
-            "time/epoch_s": fit.train_time_s / max(len(fit.history), 1),
-        })
+        metrics.update(
+            {
+                "best_epoch": fit.best_epoch,
+                "epochs": len(fit.history),
+                "stopped_early": float(fit.stopped_early),
+                "time/train_s": fit.train_time_s,
+                "time/val_s": fit.eval_time_s,
+                "time/epoch_s": fit.train_time_s / max(len(fit.history), 1),
+            }
+        )
     model.eval()
     t0 = time.perf_counter()
     emb = scores_of(model)

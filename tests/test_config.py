@@ -13,7 +13,11 @@ GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name !=
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if p.stem != "default" or group != "data")
+    return sorted(
+        p.stem
+        for p in (CONFIG_DIR / group).glob("*.yaml")
+        if p.stem != "default" or group != "data"
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,7 +50,10 @@ def test_every_yaml_key_is_documented():
             if not s or s.startswith(("#", "-")) or ":" not in s or s.endswith(":"):
                 continue
             key = s.split(":", 1)[0]
-            if key in ("defaults", "_target_", "_partial_", "name") or path.parent.name == "experiment":
+            if (
+                key in ("defaults", "_target_", "_partial_", "name")
+                or path.parent.name == "experiment"
+            ):
                 continue
             if "# (" not in line:
                 undocumented.append(f"{path.relative_to(CONFIG_DIR)}:{n}: {s}")

@@ -49,11 +49,17 @@ def independent_pop(folder, k=20):
 
 def test_gowalla_pop_matches_independent_computation(data_root, tmp_path):
     recall, ndcg, n_users = independent_pop(data_root / "gowalla-lightgcn")
-    cfg = compose_config([
-        "data=gowalla", "model=pop", "tracker=none", "eval.sampled_negatives=0",
-        f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={data_root}",
-        "optimized_metric=null",
-    ])
+    cfg = compose_config(
+        [
+            "data=gowalla",
+            "model=pop",
+            "tracker=none",
+            "eval.sampled_negatives=0",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.data_dir={data_root}",
+            "optimized_metric=null",
+        ]
+    )
     metrics = run(cfg, output_dir=tmp_path / "run")
     assert metrics["test/all/num_users"] == n_users == 29858
     assert metrics["test/all/recall@20"] == pytest.approx(recall, rel=1e-6)

@@ -78,8 +78,14 @@ def test_hydra_command_line_launch(cache_dir, tmp_path, data_root):
     run_dir = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline"}
     cmd = [
-        sys.executable, "-m", "gnnrec.train", f"paths.cache_dir={cache_dir}", *FAST,
-        "model=mf", "tracker=none", f"hydra.run.dir={run_dir}",
+        sys.executable,
+        "-m",
+        "gnnrec.train",
+        f"paths.cache_dir={cache_dir}",
+        *FAST,
+        "model=mf",
+        "tracker=none",
+        f"hydra.run.dir={run_dir}",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -107,8 +113,13 @@ def test_target_domain_not_in_data_fails_clearly(cache_dir, tmp_path, data_root)
 def test_resume_from_run_folder(cache_dir, tmp_path, data_root):
     first = run(compose(cache_dir, "model=mf", "tracker=none"), output_dir=tmp_path)
     resumed = run(
-        compose(cache_dir, "model=mf", "tracker=none", "trainer.max_epochs=3",
-                f"trainer.resume={tmp_path}"),
+        compose(
+            cache_dir,
+            "model=mf",
+            "tracker=none",
+            "trainer.max_epochs=3",
+            f"trainer.resume={tmp_path}",
+        ),
         output_dir=tmp_path / "resumed",
     )
     assert first["epochs"] == 2 and resumed["epochs"] == 3

@@ -49,5 +49,6 @@ class MF(nn.Module):
         return self.ego_embeddings()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.num_users}, {self.num_items}, dim={self.embedding_dim})"
-
+        return (
+            f"{type(self).__name__}({self.num_users}, {self.num_items}, dim={self.embedding_dim})"
+        )

@@ -73,7 +73,9 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         if kind == "config":
             for item in record.config.update:
                 value = json.loads(item.value_json)
-                out.config[item.key] = value.get("value", value) if isinstance(value, dict) else value
+                out.config[item.key] = (
+                    value.get("value", value) if isinstance(value, dict) else value
+                )
         elif kind == "history":
             out.history.append({_key(i): json.loads(i.value_json) for i in record.history.item})
         elif kind == "summary":
@@ -82,7 +84,9 @@ def read_offline_run(path: str | Path) -> OfflineRun:
         elif kind == "run":
             for item in record.run.config.update:
                 value = json.loads(item.value_json)
-                out.config[item.key] = value.get("value", value) if isinstance(value, dict) else value
+                out.config[item.key] = (
+                    value.get("value", value) if isinstance(value, dict) else value
+                )
     return out
 
 

@@ -93,4 +93,3 @@ class BPRSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
-

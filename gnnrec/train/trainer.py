@@ -109,7 +109,9 @@ class Trainer:
             return full
         if isinstance(limit, float):
             if not 0.0 < limit <= 1.0:
-                raise ValueError(f"trainer.limit_train_batches as a fraction must be in (0, 1], got {limit}")
+                raise ValueError(
+                    f"trainer.limit_train_batches as a fraction must be in (0, 1], got {limit}"
+                )
             return max(1, math.ceil(full * limit))
         return min(full, int(limit))
 
@@ -159,7 +161,10 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
             sampler.load_state_dict(state["sampler"])
             start_epoch = int(state["epoch"]) + 1
-            result.best_epoch, result.best_value = int(state["best_epoch"]), float(state["best_value"])
+            result.best_epoch, result.best_value = (
+                int(state["best_epoch"]),
+                float(state["best_value"]),
+            )
             result.history = list(state["history"])
             bad_evals = int(state["bad_evals"])
             best_state = state.get("best_model")
@@ -194,7 +199,9 @@ class Trainer:
                     improved = True
                 else:
                     bad_evals += 1
-                epochs.set_postfix({self.monitor: f"{value:.4f}", "best": f"{result.best_value:.4f}"})
+                epochs.set_postfix(
+                    {self.monitor: f"{value:.4f}", "best": f"{result.best_value:.4f}"}
+                )
             elif validate is None:
                 result.best_epoch = epoch
             result.history.append(record)
@@ -222,8 +229,13 @@ class Trainer:
                     )
             if stop:
                 result.stopped_early = True
-                log.info("early stop at epoch %d: best %s=%.4f at epoch %d", epoch,
-                         self.monitor, result.best_value, result.best_epoch)
+                log.info(
+                    "early stop at epoch %d: best %s=%.4f at epoch %d",
+                    epoch,
+                    self.monitor,
+                    result.best_value,
+                    result.best_epoch,
+                )
                 break
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -265,4 +277,3 @@ class Trainer:
         if not math.isfinite(mean_loss):
             raise FloatingPointError(f"training loss became {mean_loss} at epoch {epoch}")
         return {"epoch": epoch, "train/loss": mean_loss, "time/epoch_s": time.perf_counter() - t0}
-

@@ -15,11 +15,13 @@ from gnnrec.data.graph import (
 @pytest.fixture
 def tiny():
     # users 0..2, items 0..3; items 0,1 in domain "a", 2,3 in domain "b"; (0, 1) twice.
-    train = pd.DataFrame({
-        "user_idx": [0, 0, 0, 1, 2, 2],
-        "item_idx": [0, 1, 1, 2, 2, 3],
-        "domain_idx": [0, 0, 0, 1, 1, 1],
-    })
+    train = pd.DataFrame(
+        {
+            "user_idx": [0, 0, 0, 1, 2, 2],
+            "item_idx": [0, 1, 1, 2, 2, 3],
+            "domain_idx": [0, 0, 0, 1, 1, 1],
+        }
+    )
     return build_graph(3, np.array([0, 0, 1, 1]), ["a", "b"], train)
 
 

@@ -19,11 +19,13 @@ def synthetic(num_users=60, items_per_domain=40, seed=0, with_time=True) -> Inte
     inter = pd.DataFrame(rows, columns=["user_idx", "item_idx", "domain_idx", "timestamp", "pos"])
     if not with_time:
         inter = inter.drop(columns="timestamp")
-    items = pd.DataFrame({
-        "item": [f"i{j}" for j in range(2 * items_per_domain)],
-        "domain": ["src"] * items_per_domain + ["tgt"] * items_per_domain,
-        "domain_idx": [0] * items_per_domain + [1] * items_per_domain,
-    })
+    items = pd.DataFrame(
+        {
+            "item": [f"i{j}" for j in range(2 * items_per_domain)],
+            "domain": ["src"] * items_per_domain + ["tgt"] * items_per_domain,
+            "domain_idx": [0] * items_per_domain + [1] * items_per_domain,
+        }
+    )
     users = pd.DataFrame({"user": [f"u{u}" for u in range(num_users)]})
     return InteractionData(inter.drop(columns="pos"), users, items, ["src", "tgt"])
 
@@ -66,7 +68,9 @@ def test_cold_users_have_no_target_training_rows_and_keep_source_rows():
         n_target = ((inter.user_idx == u) & (inter.domain_idx == 1)).sum()
         assert (held.user_idx == u).sum() == n_target
     # 0.5 of the overlapping users, half of them for validation.
-    overlap = set(inter[inter.domain_idx == 0].user_idx) & set(inter[inter.domain_idx == 1].user_idx)
+    overlap = set(inter[inter.domain_idx == 0].user_idx) & set(
+        inter[inter.domain_idx == 1].user_idx
+    )
     assert len(cold) == round(0.5 * len(overlap))
     assert abs(len(cold_val) - len(cold_test)) <= 1
 

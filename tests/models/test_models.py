@@ -9,11 +9,13 @@ from gnnrec.models import MF, BPRLoss, LightGCN, Popularity, item_counts
 
 @pytest.fixture
 def adj():
-    train = pd.DataFrame({
-        "user_idx": [0, 0, 1, 2, 2, 3],
-        "item_idx": [0, 1, 2, 2, 4, 3],
-        "domain_idx": [0, 0, 1, 1, 1, 1],
-    })
+    train = pd.DataFrame(
+        {
+            "user_idx": [0, 0, 1, 2, 2, 3],
+            "item_idx": [0, 1, 2, 2, 4, 3],
+            "domain_idx": [0, 0, 1, 1, 1, 1],
+        }
+    )
     return normalized_adjacency(build_graph(4, np.array([0, 0, 1, 1, 1]), ["a", "b"], train))
 
 
@@ -26,7 +28,7 @@ def test_lightgcn_matches_dense_reference(adj):
     dense = adj.to_dense()
     ref = (e0 + dense @ e0 + dense @ dense @ e0) / 3
     torch.testing.assert_close(torch.cat([users, items]).detach(), ref)
-    assert "LightGCN(4, 5, dim=8, num_layers=2)" == repr(model)
+    assert repr(model) == "LightGCN(4, 5, dim=8, num_layers=2)"
 
 
 def test_lightgcn_zero_layers_is_mf_like(adj):

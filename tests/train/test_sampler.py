@@ -23,7 +23,11 @@ def test_negatives_come_from_the_positive_domain_and_are_not_positives():
 
 def test_epoch_covers_every_pair_once():
     sampler, users, items, _ = make_sampler()
-    seen = [(u, p) for bu, bp, _ in sampler.epoch(batch_size=2) for u, p in zip(bu.tolist(), bp.tolist(), strict=True)]
+    seen = [
+        (u, p)
+        for bu, bp, _ in sampler.epoch(batch_size=2)
+        for u, p in zip(bu.tolist(), bp.tolist(), strict=True)
+    ]
     assert sorted(seen) == sorted(zip(users.tolist(), items.tolist(), strict=True))
     assert len(list(sampler.epoch(batch_size=2, limit_batches=3))) == 3
 
@@ -42,7 +46,9 @@ def test_sampler_is_seeded_and_resumable():
 def test_negative_distribution_is_uniform_over_the_domain():
     item_domain = torch.tensor([0] * 4 + [1] * 6)
     sampler = BPRSampler(torch.zeros(1, dtype=torch.long), torch.tensor([0]), item_domain, seed=0)
-    neg = sampler.negatives(torch.zeros(30000, dtype=torch.long), torch.zeros(30000, dtype=torch.long))
+    neg = sampler.negatives(
+        torch.zeros(30000, dtype=torch.long), torch.zeros(30000, dtype=torch.long)
+    )
     counts = torch.bincount(neg, minlength=10)
     assert counts[0] == 0 and counts[4:].sum() == 0
     assert (counts[1:4].float() / 30000 - 1 / 3).abs().max() < 0.02
