@@ -41,7 +41,7 @@ def main() -> None:
     batches = sampler.epoch(2048)
 
     ours = LightGCN(n_users, n_items, adj, embedding_dim=64, num_layers=3)
-    ours_opt = torch.optim.Adam(ours.parameters(), lr=1e-3)
+    ours_opt = torch.optim.Adam(ours.parameters(), lr=1e-3, fused=True)
     bpr = BPRLoss(l2=1e-4)
 
     edge = torch.stack([users, items + n_users])

@@ -151,7 +151,7 @@ def _fit_and_evaluate(
     metrics: dict[str, float] = {"best_epoch": 0, "time/train_s": 0.0, "time/val_s": 0.0}
     history: list[dict[str, float]] = []  # written after every epoch, for live curves
     if any(p.requires_grad for p in model.parameters()):
-        sampler = BPRSampler(train_users, train_items, torch.as_tensor(item_domain), seed=cfg.seed)
+        sampler = BPRSampler(train_users, train_items, torch.tensor(item_domain), seed=cfg.seed)
         optimizer = instantiate(cfg.optimizer)(model.parameters())
         loss = instantiate(cfg.loss)
         fit = trainer.fit(

@@ -34,7 +34,7 @@ def _as_long(values: object, name: str) -> Tensor:
     if isinstance(values, Tensor):
         tensor = values.detach().cpu()
     else:
-        tensor = torch.as_tensor(np.asarray(values))
+        tensor = torch.tensor(np.asarray(values))
     if tensor.dim() != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(tensor.shape)}")
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
@@ -42,6 +42,14 @@ def _as_long(values: object, name: str) -> Tensor:
             return tensor.long()
         raise TypeError(f"{name} must hold integer ids, got dtype {tensor.dtype}")
     return tensor.long()
+
+
+def _sorted_unique(values: Tensor) -> Tensor:
+    """Sorted distinct values of a 1-D CPU int64 tensor (numpy's SIMD sort is much faster)."""
+    out = np.sort(values.numpy())
+    if out.size > 1:
+        out = out[np.concatenate(([True], out[1:] != out[:-1]))]
+    return torch.from_numpy(out)
 
 
 def _csr_from_keys(keys: Tensor, num_rows: int, num_cols: int) -> tuple[Tensor, Tensor]:
@@ -201,7 +209,7 @@ class RankingTask:
             pos = torch.searchsorted(sorted_cands, items).clamp_(max=m - 1)
             return perm[pos], sorted_cands[pos] == items
 
-        users = torch.unique(t_users)
+        users = _sorted_unique(t_users)
         n = users.numel()
         t_local, t_found = local(t_items)
         if not bool(t_found.all()):
@@ -212,12 +220,12 @@ class RankingTask:
                 "candidates or drop those pairs"
             )
         t_rows = torch.searchsorted(users, t_users)
-        truth_indptr, truth_indices = _csr_from_keys(torch.unique(t_rows * m + t_local), n, m)
+        truth_indptr, truth_indices = _csr_from_keys(_sorted_unique(t_rows * m + t_local), n, m)
 
         e_local, e_found = local(e_items)
         e_rows = torch.searchsorted(users, e_users).clamp_(max=max(n - 1, 0))
         keep = e_found & (users[e_rows] == e_users) if n else e_found & False
-        e_keys = torch.unique(e_rows[keep] * m + e_local[keep])
+        e_keys = _sorted_unique(e_rows[keep] * m + e_local[keep])
         exclude_indptr, exclude_indices = _csr_from_keys(e_keys, n, m)
 
         groups = {
@@ -241,7 +249,9 @@ class Evaluator:
     Full ranking: for every chunk of ``batch_size`` users the scores against all
     candidates are computed on the embeddings' device, masked items are set to
     :math:`-\infty`, and the top :math:`K_{max}` decide the hits; metrics follow
-    :func:`gnnrec.evaluate.metrics.ranking_metrics`.
+    :func:`gnnrec.evaluate.metrics.ranking_metrics`. Equal scores are ordered as
+    :func:`torch.topk` returns them (unspecified; stable per row on CPU), so models
+    with many ties (popularity) can rank tied items differently across devices.
 
     Sampled protocol (``sampled_negatives > 0``): every (user, truth item) pair is
     ranked against ``sampled_negatives`` negatives drawn uniformly, with
@@ -291,6 +301,18 @@ class Evaluator:
             raise ValueError(f"sampled_negatives must be >= 0, got {sampled_negatives}")
         if self.sampled_negatives and (not self.sampled_ks or min(self.sampled_ks) <= 0):
             raise ValueError(f"sampled_ks must be positive integers, got {list(sampled_ks)}")
+
+    def __repr__(self) -> str:
+        sampled = (
+            f", sampled_negatives={self.sampled_negatives}, sampled_ks={list(self.sampled_ks)}, "
+            f"seed={self.seed}"
+            if self.sampled_negatives
+            else ""
+        )
+        return (
+            f"{type(self).__name__}(ks={list(self.ks)}, metrics={list(self.metrics)}, "
+            f"batch_size={self.batch_size}{sampled})"
+        )
 
     @torch.no_grad()
     def evaluate(
@@ -438,7 +460,7 @@ class _NegativeSampler:
         self.block = max(1, 2**20 // self.num_negatives)
         self.pair_rows = torch.div(truth_keys, m, rounding_mode="floor")
         self.pair_cols = truth_keys - self.pair_rows * m
-        forbidden = torch.unique(torch.cat([truth_keys, excl_keys]))
+        forbidden = _sorted_unique(torch.cat([truth_keys, excl_keys]))
         f_rows = torch.div(forbidden, m, rounding_mode="floor")
         f_ptr = torch.zeros(task.num_users + 1, dtype=torch.long)
         torch.cumsum(torch.bincount(f_rows, minlength=task.num_users), 0, out=f_ptr[1:])
@@ -465,11 +487,10 @@ class _NegativeSampler:
         uniform = torch.rand(rows.numel(), self.num_negatives, dtype=torch.float64, generator=gen)
         allowed = self.allowed[rows].unsqueeze(1)
         r = (uniform * allowed).long().clamp_(max=allowed - 1)
-        query = rows.unsqueeze(1) * self.m + r
-        count = torch.searchsorted(self.adjusted_keys, query, right=True) - self.f_ptr[
-            rows
-        ].unsqueeze(1)
-        negatives = r + count
+        # r + #{j : f_j - j <= r}: count this row's adjusted keys up to row * m + r.
+        row_base = rows.unsqueeze(1) * self.m
+        count = torch.searchsorted(self.adjusted_keys, row_base + r, right=True)
+        negatives = r.add_(count).sub_(self.f_ptr[rows].unsqueeze(1))
         self._cached = (b, negatives)
         return negatives
 

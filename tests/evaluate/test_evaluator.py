@@ -374,3 +374,12 @@ def test_duplicate_truth_in_hand_built_task():
     )
     with pytest.raises(ValueError, match="same ground-truth item twice"):
         Evaluator().evaluate(task, torch.ones(1, 2), torch.ones(3, 2))
+
+
+def test_repr():
+    assert repr(Evaluator(ks=(5,), metrics=("ndcg",), batch_size=8)) == (
+        "Evaluator(ks=[5], metrics=['ndcg'], batch_size=8)"
+    )
+    assert repr(Evaluator(sampled_negatives=99, seed=3)).endswith(
+        "sampled_negatives=99, sampled_ks=[10], seed=3)"
+    )

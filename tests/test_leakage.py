@@ -1,0 +1,97 @@
+"""No held-out pair reaches message passing, training positives or popularity counts,
+and evaluation masks exactly the user's training (plus validation) items. Real data."""
+
+import numpy as np
+import pytest
+import torch
+
+from gnnrec.data import FolderSource, load_dataset
+from gnnrec.data.graph import build_graph, interaction_edges, normalized_adjacency
+from gnnrec.data.split import split_interactions
+from gnnrec.evaluate.tasks import ranking_tasks
+from gnnrec.models import Popularity, item_counts
+from gnnrec.train import BPRSampler
+
+
+@pytest.fixture(scope="module")
+def pipeline(data_root, tmp_path_factory):
+    source = FolderSource(data_root / "amazon-books-cds-movies")
+    data = load_dataset(source, preprocess={}, cache_dir=tmp_path_factory.mktemp("cache"))
+    split = split_interactions(data, "movies", seed=7)
+    graph = build_graph(data.num_users, data.item_domain, data.domains, split.train)
+    return data, split, graph
+
+
+def keys(users, items, num_items):
+    return set((np.asarray(users, dtype=np.int64) * num_items + np.asarray(items)).tolist())
+
+
+def held_out_keys(split, num_items):
+    held = [split.val, split.test]
+    return set().union(*(keys(h.user_idx, h.item_idx, num_items) for h in held))
+
+
+def test_no_held_out_edge_in_message_passing_graph(pipeline):
+    data, split, graph = pipeline
+    held = held_out_keys(split, data.num_items)
+    assert len(held) > 10000
+    edges = interaction_edges(graph)
+    assert not keys(edges[0], edges[1], data.num_items) & held
+    for edge_type in graph.edge_types:
+        if edge_type[0] == "item" and edge_type[2] == "user":
+            e = graph[edge_type].edge_index
+            assert not keys(e[1], e[0], data.num_items) & held
+    adj = normalized_adjacency(graph).to_sparse_coo().coalesce()
+    row, col = adj.indices()
+    user_rows = row < data.num_users
+    adj_keys = keys(row[user_rows], col[user_rows] - data.num_users, data.num_items)
+    assert not adj_keys & held
+    assert adj_keys == keys(split.train.user_idx, split.train.item_idx, data.num_items)
+
+
+def test_no_held_out_pair_among_training_positives_or_negatives(pipeline):
+    data, split, _ = pipeline
+    held = held_out_keys(split, data.num_items)
+    sampler = BPRSampler(
+        torch.tensor(split.train.user_idx.to_numpy()),
+        torch.tensor(split.train.item_idx.to_numpy()),
+        torch.tensor(data.item_domain),
+    )
+    seen = set()
+    for users, pos, _ in sampler.epoch(4096):
+        seen |= keys(users, pos, data.num_items)
+    assert not seen & held
+    assert len(seen) == len(split.train)
+
+
+def test_popularity_counts_only_training_rows(pipeline):
+    data, split, _ = pipeline
+    counts = item_counts(torch.tensor(split.train.item_idx.to_numpy()), data.num_items)
+    full = np.bincount(data.interactions.item_idx, minlength=data.num_items)
+    held = np.bincount(
+        np.concatenate([split.val.item_idx, split.test.item_idx]), minlength=data.num_items
+    )
+    assert np.array_equal(counts.numpy(), full - held)
+    model = Popularity(data.num_users, counts)
+    assert torch.equal(model.item_counts, counts.double())
+
+
+def test_evaluation_masks_exactly_training_then_validation_items(pipeline):
+    data, split, _ = pipeline
+    val_task, test_task = ranking_tasks(split, data.item_domain)
+    target = split.target_domain_idx
+    train_t = split.train[split.train.domain_idx == target]
+    for task, extra in ((val_task, None), (test_task, split.val)):
+        cand = task.candidates.numpy()
+        assert np.array_equal(cand, np.flatnonzero(data.item_domain == target))
+        for row in np.random.default_rng(0).choice(task.num_users, 300, replace=False):
+            u = int(task.users[row])
+            lo, hi = int(task.exclude_indptr[row]), int(task.exclude_indptr[row + 1])
+            masked = set(cand[task.exclude_indices[lo:hi].numpy()].tolist())
+            expected = set(train_t.item_idx[train_t.user_idx == u].tolist())
+            if extra is not None:
+                expected |= set(extra.item_idx[extra.user_idx == u].tolist())
+            assert masked == expected
+            lo, hi = int(task.truth_indptr[row]), int(task.truth_indptr[row + 1])
+            truth = set(cand[task.truth_indices[lo:hi].numpy()].tolist())
+            assert not truth & masked
