@@ -93,22 +93,53 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     evaluator = instantiate(cfg.eval)
     val_task, test_task = ranking_tasks(split, data.item_domain)
 
+    def scores_of(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            return m()
+
+    def validate(m: nn.Module) -> dict[str, float]:
+        return _prefixed(evaluator.evaluate(val_task, *scores_of(m)), "val")
+
+    def on_epoch(record: dict[str, float], history: list[dict[str, float]]) -> None:
+        every = cfg.test_curve_every
+        if every and (record["epoch"] + 1) % every == 0:
+            # Learning-curve monitoring only: never used for model selection.
+            curve = evaluator.evaluate(test_task, *scores_of(model))
+            record.update(_prefixed(curve, "curve/test"))
+        tracker.log(record, step=int(record["epoch"]))
+        write_json(out / "history.json", history)
+
     tracker = instantiate(cfg.tracker)
     tracker.start(OmegaConf.to_container(cfg, resolve=False), out)
     try:
-        metrics = _fit_and_evaluate(
-            cfg,
-            model,
-            trainer,
-            evaluator,
-            val_task,
-            test_task,
-            tracker,
-            out,
-            train_users,
-            train_items,
-            data.item_domain,
-        )
+        metrics: dict[str, float] = {"best_epoch": 0, "time/train_s": 0.0, "time/val_s": 0.0}
+        if any(p.requires_grad for p in model.parameters()):
+            fit = trainer.fit(
+                model,
+                instantiate(cfg.loss),
+                BPRSampler(train_users, train_items, torch.tensor(data.item_domain), seed=cfg.seed),
+                instantiate(cfg.optimizer)(model.parameters()),
+                validate=validate if val_task is not None else None,
+                checkpoint_dir=out / "checkpoints",
+                on_epoch=on_epoch,
+            )
+            metrics.update(
+                {
+                    "best_epoch": fit.best_epoch,
+                    "epochs": len(fit.history),
+                    "stopped_early": float(fit.stopped_early),
+                    "time/train_s": fit.train_time_s,
+                    "time/val_s": fit.eval_time_s,
+                    "time/epoch_s": fit.train_time_s / max(len(fit.history), 1),
+                }
+            )
+        model.eval()
+        t0 = time.perf_counter()
+        emb = scores_of(model)
+        if val_task is not None:
+            metrics.update(_prefixed(evaluator.evaluate(val_task, *emb), "val"))
+        metrics.update(_prefixed(evaluator.evaluate(test_task, *emb), "test"))
+        metrics["time/test_s"] = time.perf_counter() - t0
         metrics["time/data_s"] = t_data
         metrics["time/total_s"] = time.perf_counter() - t_start
         write_json(out / "metrics.json", metrics)
@@ -116,70 +147,4 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     except BaseException:
         tracker.finish(exit_code=1)
         raise
-    return metrics
-
-
-def _fit_and_evaluate(
-    cfg,
-    model,
-    trainer,
-    evaluator,
-    val_task,
-    test_task,
-    tracker,
-    out,
-    train_users,
-    train_items,
-    item_domain,
-) -> dict[str, float]:
-    def scores_of(m: nn.Module):
-        with torch.no_grad():
-            return m()
-
-    def validate(m: nn.Module) -> dict[str, float]:
-        return _prefixed(evaluator.evaluate(val_task, *scores_of(m)), "val")
-
-    def on_epoch(record: dict[str, float], epoch: int) -> None:
-        every = cfg.test_curve_every
-        if every and (epoch + 1) % every == 0:
-            # Learning-curve monitoring only: never used for model selection.
-            record.update(_prefixed(evaluator.evaluate(test_task, *scores_of(model)), "curve/test"))
-        tracker.log(record, step=epoch)
-        history.append(record)
-        write_json(out / "history.json", history)
-
-    metrics: dict[str, float] = {"best_epoch": 0, "time/train_s": 0.0, "time/val_s": 0.0}
-    history: list[dict[str, float]] = []  # written after every epoch, for live curves
-    if any(p.requires_grad for p in model.parameters()):
-        sampler = BPRSampler(train_users, train_items, torch.tensor(item_domain), seed=cfg.seed)
-        optimizer = instantiate(cfg.optimizer)(model.parameters())
-        loss = instantiate(cfg.loss)
-        fit = trainer.fit(
-            model,
-            loss,
-            sampler,
-            optimizer,
-            validate=validate if val_task is not None else None,
-            checkpoint_dir=out / "checkpoints",
-            on_epoch=on_epoch,
-        )
-        history = fit.history  # includes epochs from before a resume
-        metrics.update(
-            {
-                "best_epoch": fit.best_epoch,
-                "epochs": len(fit.history),
-                "stopped_early": float(fit.stopped_early),
-                "time/train_s": fit.train_time_s,
-                "time/val_s": fit.eval_time_s,
-                "time/epoch_s": fit.train_time_s / max(len(fit.history), 1),
-            }
-        )
-    model.eval()
-    t0 = time.perf_counter()
-    emb = scores_of(model)
-    if val_task is not None:
-        metrics.update(_prefixed(evaluator.evaluate(val_task, *emb), "val"))
-    metrics.update(_prefixed(evaluator.evaluate(test_task, *emb), "test"))
-    metrics["time/test_s"] = time.perf_counter() - t0
-    write_json(out / "history.json", history)
     return metrics

@@ -22,7 +22,7 @@ __all__ = ["Trainer", "FitResult"]
 log = logging.getLogger(__name__)
 
 Validate = Callable[[nn.Module], dict[str, float]]
-LogFn = Callable[[dict[str, float], int], None]
+EpochHook = Callable[[dict[str, float], list[dict[str, float]]], None]
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         validate: Validate | None = None,
         checkpoint_dir: str | Path | None = None,
-        on_epoch: LogFn | None = None,
+        on_epoch: EpochHook | None = None,
     ) -> FitResult:
         """Train ``model`` in place; afterwards it holds the best validated weights.
 
@@ -147,7 +147,8 @@ class Trainer:
             optimizer: Optimiser over the model's parameters.
             validate: Returns validation metrics (keys include :attr:`monitor`).
             checkpoint_dir: Where ``last.pt`` / ``best.pt`` go (``None``: no files).
-            on_epoch: Called with each epoch's record and the epoch index (tracking).
+            on_epoch: Called after each epoch with its record (which it may extend,
+                e.g. with monitoring metrics) and the whole history so far.
         """
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None and self.checkpoint else None
         steps = self._batches_per_epoch(sampler)
@@ -206,7 +207,7 @@ class Trainer:
                 result.best_epoch = epoch
             result.history.append(record)
             if on_epoch is not None:
-                on_epoch(record, epoch)
+                on_epoch(record, result.history)
             stop = self.patience > 0 and bad_evals >= self.patience
             if ckpt_dir is not None:
                 state = {
