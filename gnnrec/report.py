@@ -50,7 +50,11 @@ def metrics_table(
             for c in columns
         ]
         table.add_row(*row)
-    (console or Console()).print(table)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # logs and pipes: never truncate the columns
+    console.print(table)
     return table
 
 
