@@ -27,8 +27,8 @@ test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 bench: install  ## timing benchmarks, as ratios against references run alongside
-	$(BIN)/python benchmarks/bench_lightgcn.py
-	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python -m benchmarks.bench_lightgcn
+	$(BIN)/python -m benchmarks.bench_eval
 
 lint: install
 	$(BIN)/ruff check gnnrec tests benchmarks
