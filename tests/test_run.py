@@ -124,3 +124,41 @@ def test_resume_from_run_folder(cache_dir, tmp_path, data_root):
     )
     assert first["epochs"] == 2 and resumed["epochs"] == 3
     assert Path(tmp_path / "resumed" / "checkpoints" / "last.pt").is_file()
+
+
+def write_folder_dataset(folder, rng_seed=0):
+    """Two domains of a user's own data in the documented folder format."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(rng_seed)
+    folder.mkdir()
+    for domain, n_items in (("games", 60), ("music", 80)):
+        rows = []
+        for u in range(120):
+            for t, i in enumerate(rng.choice(n_items, size=int(rng.integers(2, 8)), replace=False)):
+                rows.append(
+                    (f"user{u:03d}", f"{domain[0]}{i:04d}", float(rng.integers(1, 6)), 1000 + t)
+                )
+        inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+        inter.to_csv(folder / f"{domain}.inter.csv", index=False)
+        items = pd.DataFrame({"item_id": sorted(inter.item_id.unique())})
+        items["title"] = "title of " + items.item_id
+        items.to_csv(folder / f"{domain}.item.csv", index=False)
+
+
+def test_bring_your_own_folder_dataset(cache_dir, tmp_path):
+    folder = tmp_path / "mydata"
+    write_folder_dataset(folder)
+    cfg = compose(
+        cache_dir,
+        "data=folder",
+        f"data.path={folder}",
+        "data.domains=[games,music]",
+        "data.target_domain=music",
+        "model=lightgcn",
+        "tracker=none",
+    )
+    metrics = run(cfg, output_dir=tmp_path / "run")
+    assert metrics["test/warm/num_users"] > 50 and metrics["test/cold/num_users"] > 5
+    assert 0.0 <= metrics["test/cold/ndcg@20"] <= 1.0
