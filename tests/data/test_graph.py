@@ -5,7 +5,6 @@ import torch
 
 from gnnrec.data.graph import (
     LayerMeanPropagation,
-    SymmetricSpMM,
     build_graph,
     interaction_edges,
     normalized_adjacency,
@@ -76,7 +75,8 @@ def test_fused_propagation_forward_and_gradient_match_dense(tiny):
     torch.testing.assert_close(x.grad, x_ref.grad)
 
 
-def test_symmetric_spmm_gradient(tiny):
-    adj = normalized_adjacency(tiny).double()
+def test_fused_propagation_gradcheck(tiny):
+    adj = normalized_adjacency(tiny, dtype=torch.float64)
     x = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: SymmetricSpMM.apply(adj, t), (x,))
+    alpha = (0.25, 0.25, 0.25, 0.25)
+    assert torch.autograd.gradcheck(lambda t: LayerMeanPropagation.apply(adj, t, alpha), (x,))
