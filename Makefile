@@ -14,8 +14,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed  ## create .venv and install gnnrec with its test tools
 
-demo: install  ## cross-domain LightGCN on Amazon Books/CDs/Movies, target Movies
-	$(BIN)/gnnrec-train experiment=demo
+demo: install  ## ID LightGCN vs text-enhanced LightGCN, Amazon Books+CDs -> Movies
+	$(BIN)/python -m gnnrec.demo
 
 test: install  ## the test suite without slow tests
 	$(BIN)/python -m pytest -q

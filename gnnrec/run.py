@@ -18,24 +18,37 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gnnrec.data.graph import build_graph, normalized_adjacency
+from gnnrec.data.knowledge import knowledge_graph
 from gnnrec.data.preprocess import load_dataset
-from gnnrec.data.split import split_interactions
-from gnnrec.evaluate.tasks import ranking_tasks
+from gnnrec.data.schema import InteractionData
+from gnnrec.data.split import Split, split_interactions
+from gnnrec.evaluate.evaluator import Evaluator, RankingTask
+from gnnrec.evaluate.tasks import COLD_ITEM, cold_item_tasks, ranking_tasks
+from gnnrec.features import encode_cached, item_embeddings, user_profiles
 from gnnrec.models.pop import item_counts
 from gnnrec.train.sampler import BPRSampler
 from gnnrec.utils.io import write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
 
-__all__ = ["run", "build_model"]
+__all__ = ["run", "build_model", "load_split", "TextFeatures"]
 
 log = logging.getLogger(__name__)
+
+
+_MISSING_HINTS = {
+    "item_text_emb": "encoder=none is selected; choose a text encoder, e.g. encoder=minilm",
+    "knowledge_graph": "the data has no knowledge graph",
+}
 
 
 def build_model(model_cfg: DictConfig, resources: Mapping[str, Callable[[], Any]]) -> nn.Module:
     """Instantiate a ``_partial_`` model config, passing the run-time objects it asks for.
 
     ``resources`` maps constructor argument names (``num_users``, ``adj``, ...) to
-    functions that build them; only the ones the constructor takes are built.
+    functions that build them; only the ones the constructor takes are built. A
+    resource that is unavailable in this run (``None``, e.g. text embeddings with
+    ``encoder=none``) is passed only to arguments that default to ``None``; a required
+    one fails with the reason.
     """
     partial = instantiate(model_cfg)
     params = inspect.signature(partial.func).parameters
@@ -44,11 +57,94 @@ def build_model(model_cfg: DictConfig, resources: Mapping[str, Callable[[], Any]
         for name, make in resources.items()
         if name in params and name not in partial.keywords
     }
+    for name, value in kwargs.items():
+        if value is None and params[name].default is inspect.Parameter.empty:
+            hint = _MISSING_HINTS.get(name, "this run cannot provide it")
+            raise ValueError(f"model {model_cfg.get('_target_')} needs {name!r}: {hint}")
     return partial(**kwargs)
 
 
 def _prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
     return {f"{prefix}/{k}": float(v) for k, v in metrics.items()}
+
+
+class TextFeatures:
+    """Item and user-profile text embeddings for one run, encoded on first use.
+
+    Args:
+        cfg: The run's config (``encoder``, ``data.text``, ``paths.cache_dir``).
+        data: The preprocessed data.
+        split: The split; only its ``train`` table builds user profiles.
+    """
+
+    def __init__(self, cfg: DictConfig, data: InteractionData, split: Split) -> None:
+        self.cfg, self.data, self.split = cfg, data, split
+        self._encoder = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.get("encoder") is not None and self.cfg.encoder.get("_target_") is not None
+
+    def encoder(self):
+        if not self.enabled:
+            raise ValueError(
+                f"model {self.cfg.model.get('_target_')} needs text embeddings but encoder=none "
+                "is selected; choose a text encoder, e.g. encoder=minilm"
+            )
+        if self._encoder is None:
+            self._encoder = instantiate(self.cfg.encoder)
+        return self._encoder
+
+    def items(self) -> torch.Tensor:
+        """``[num_items, d]`` item text embeddings (``data.text.template``)."""
+        return item_embeddings(
+            self.data, self.cfg.data.text.template, self.encoder(), self.cfg.paths.cache_dir
+        )
+
+    def profiles(self) -> torch.Tensor:
+        """``[num_users, d]`` embeddings of the users' profile texts (training items only)."""
+        text = self.cfg.data.text
+        column = text.title_column
+        if column not in self.data.items.columns:
+            raise ValueError(
+                f"data.text.title_column={column!r} is not an item column; available: "
+                f"{list(self.data.items.columns)}"
+            )
+        titles = self.data.items[column].fillna("").astype(str).to_numpy()
+        profiles = user_profiles(
+            self.split.train, titles, self.data.num_users, max_items=text.profile_items
+        )
+        return encode_cached(self.encoder(), profiles, self.cfg.paths.cache_dir, kind="profiles")
+
+
+def load_split(cfg: DictConfig) -> tuple[InteractionData, Split]:
+    """Load the configured data and split it (``data.target_domain``/``zero_shot_domain``)."""
+    source = instantiate(cfg.data.source)
+    data = load_dataset(
+        source,
+        preprocess=OmegaConf.to_container(cfg.data.preprocess),
+        cache_dir=cfg.paths.cache_dir,
+    )
+    zero_shot = cfg.data.get("zero_shot_domain")
+    target = zero_shot or cfg.data.target_domain
+    split = split_interactions(
+        data,
+        target,
+        seed=cfg.seed,
+        zero_shot=bool(zero_shot),
+        **OmegaConf.to_container(cfg.data.split),
+    )
+    return data, split
+
+
+def _evaluate(
+    evaluator: Evaluator, main: RankingTask, cold_items: RankingTask | None, emb
+) -> dict[str, float]:
+    out = evaluator.evaluate(main, *emb)
+    if cold_items is not None:
+        extra = evaluator.evaluate(cold_items, *emb)
+        out.update({k: v for k, v in extra.items() if k.startswith(f"{COLD_ITEM}/")})
+    return out
 
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
@@ -67,15 +163,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     seed_everything(cfg.seed)
     set_deterministic(cfg.deterministic)
 
-    source = instantiate(cfg.data.source)
-    data = load_dataset(
-        source,
-        preprocess=OmegaConf.to_container(cfg.data.preprocess),
-        cache_dir=cfg.paths.cache_dir,
-    )
-    split = split_interactions(
-        data, cfg.data.target_domain, seed=cfg.seed, **OmegaConf.to_container(cfg.data.split)
-    )
+    data, split = load_split(cfg)
     log.info("split %s", split.summary())
     graph = build_graph(data.num_users, data.item_domain, data.domains, split.train)
     train_users = torch.tensor(split.train["user_idx"].to_numpy(), dtype=torch.long)
@@ -83,28 +171,42 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     t_data = time.perf_counter() - t_start
 
     trainer = instantiate(cfg.trainer)
+    text = TextFeatures(cfg, data, split)
+    user_input = cfg.model.get("user_input", "mean")
     resources = {
         "num_users": lambda: data.num_users,
         "num_items": lambda: data.num_items,
         "adj": lambda: normalized_adjacency(graph),
         "item_counts": lambda: item_counts(train_items, data.num_items),
+        "item_domain": lambda: torch.tensor(data.item_domain, dtype=torch.long),
+        "target_domain": lambda: split.target_domain_idx,
+        "train_users": lambda: train_users,
+        "train_items": lambda: train_items,
+        "graph": lambda: graph,
+        "knowledge_graph": lambda: knowledge_graph(data.kg, data.item_entity, data.num_items),
+        "item_text_emb": lambda: text.items() if text.enabled else None,
+        "user_text_emb": lambda: text.profiles() if user_input == "profile" else None,
     }
+    if user_input not in ("mean", "profile"):
+        raise ValueError(f"model.user_input must be 'mean' or 'profile', got {user_input!r}")
     model = build_model(cfg.model, resources).to(trainer.device)
+    log.info("model %s", model)
     evaluator = instantiate(cfg.eval)
     val_task, test_task = ranking_tasks(split, data.item_domain)
+    val_cold, test_cold = cold_item_tasks(split, data.item_domain)
 
     def scores_of(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             return m()
 
     def validate(m: nn.Module) -> dict[str, float]:
-        return _prefixed(evaluator.evaluate(val_task, *scores_of(m)), "val")
+        return _prefixed(_evaluate(evaluator, val_task, val_cold, scores_of(m)), "val")
 
     def on_epoch(record: dict[str, float], history: list[dict[str, float]]) -> None:
         every = cfg.test_curve_every
         if every and (record["epoch"] + 1) % every == 0:
             # Learning-curve monitoring only: never used for model selection.
-            curve = evaluator.evaluate(test_task, *scores_of(model))
+            curve = _evaluate(evaluator, test_task, test_cold, scores_of(model))
             record.update(_prefixed(curve, "curve/test"))
         tracker.log(record, step=int(record["epoch"]))
         write_json(out / "history.json", history)
@@ -137,8 +239,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         t0 = time.perf_counter()
         emb = scores_of(model)
         if val_task is not None:
-            metrics.update(_prefixed(evaluator.evaluate(val_task, *emb), "val"))
-        metrics.update(_prefixed(evaluator.evaluate(test_task, *emb), "test"))
+            metrics.update(_prefixed(_evaluate(evaluator, val_task, val_cold, emb), "val"))
+        metrics.update(_prefixed(_evaluate(evaluator, test_task, test_cold, emb), "test"))
         metrics["time/test_s"] = time.perf_counter() - t0
         metrics["time/data_s"] = t_data
         metrics["time/total_s"] = time.perf_counter() - t_start

@@ -17,3 +17,10 @@ def data_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data folder {root} not found; set GNNREC_DATA_DIR")
     return root
+
+
+@pytest.fixture
+def offline_hub(monkeypatch):
+    """No Hugging Face network lookups: models come from local folders only."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

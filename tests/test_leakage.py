@@ -95,3 +95,33 @@ def test_evaluation_masks_exactly_training_then_validation_items(pipeline):
             lo, hi = int(task.truth_indptr[row]), int(task.truth_indptr[row + 1])
             truth = set(cand[task.truth_indices[lo:hi].numpy()].tolist())
             assert not truth & masked
+
+
+def test_user_profiles_hold_only_training_items(pipeline):
+    """Every title in a profile is one of the user's training items; none is held out."""
+    from gnnrec.features import user_profiles
+
+    data, split, _ = pipeline
+    marker = np.array([f"<{j}>" for j in range(data.num_items)], dtype=object)
+    profiles = user_profiles(split.train, marker, data.num_users, max_items=10_000)
+    train_keys = keys(split.train.user_idx, split.train.item_idx, data.num_items)
+    held = held_out_keys(split, data.num_items)
+    seen = set()
+    for user, text in enumerate(profiles):
+        items = [int(t.strip("<>")) for t in text.split("; ") if t]
+        seen.update(user * data.num_items + i for i in items)
+    assert seen == train_keys  # all training items, nothing else
+    assert not seen & held
+    cold = split.users_in_group("test", "cold")
+    assert all(profiles[u] for u in cold)  # cold users still have source history
+
+
+def test_zero_shot_domain_reaches_no_training_input(pipeline, tmp_path_factory):
+    data, _, _ = pipeline
+    split = split_interactions(data, "movies", zero_shot=True, seed=7)
+    movies = data.domain_index("movies")
+    assert not (split.train["domain_idx"] == movies).any()
+    graph = build_graph(data.num_users, data.item_domain, data.domains, split.train)
+    edges = interaction_edges(graph)
+    assert not (torch.as_tensor(data.item_domain)[edges[1]] == movies).any()
+    assert len(split.test) > 1000 and set(split.test["group"]) == {"zero_shot"}

@@ -1,5 +1,6 @@
 """Data: raw sources -> canonical tables -> preprocessed interactions."""
 
+from gnnrec.data.knowledge import KnowledgeGraph, RelationalGraph, knowledge_graph, relational_graph
 from gnnrec.data.preprocess import CACHE_FORMAT_VERSION, cache_key, load_dataset, preprocess
 from gnnrec.data.schema import (
     INTERACTION_COLUMNS,
@@ -35,6 +36,10 @@ __all__ = [
     "SequenceFoodKitchenSource",
     "LightGCNSource",
     "AtomicSource",
+    "KnowledgeGraph",
+    "knowledge_graph",
+    "RelationalGraph",
+    "relational_graph",
     "preprocess",
     "load_dataset",
     "cache_key",

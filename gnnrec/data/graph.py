@@ -21,6 +21,8 @@ from torch_geometric.data import HeteroData
 
 __all__ = [
     "LayerMeanPropagation",
+    "SymmetricSpMM",
+    "bipartite_adjacency",
     "build_graph",
     "interaction_edges",
     "normalized_adjacency",
@@ -81,25 +83,62 @@ def normalized_adjacency(
 ) -> torch.Tensor:
     r"""The symmetric normalised user-item adjacency LightGCN propagates on.
 
+    :func:`bipartite_adjacency` over all domains' training edges of ``graph``.
+
+    Returns:
+        A sparse CSR tensor ``[N, N]``, ``N = num_users + num_items``.
+    """
+    edges = interaction_edges(graph)
+    adj = bipartite_adjacency(
+        edges[0], edges[1], graph["user"].num_nodes, graph["item"].num_nodes, dtype=dtype
+    )
+    return adj.to(device)
+
+
+def bipartite_adjacency(
+    users: torch.Tensor,
+    items: torch.Tensor,
+    num_users: int,
+    num_items: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    r"""Symmetric normalised adjacency of a bipartite user-item graph.
+
     .. math::
         \tilde{A} = D^{-1/2} A D^{-1/2}, \qquad
         A = \begin{pmatrix} 0 & R \\ R^\top & 0 \end{pmatrix}
 
     over ``num_users + num_items`` nodes (users first), with ``R`` the deduplicated
-    binary user-item matrix of all domains' training edges. Nodes with no edge have
-    zero rows.
+    binary user-item matrix of the given edges. Nodes with no edge have zero rows.
+
+    Args:
+        users: ``[E]`` user id of every edge.
+        items: ``[E]`` item id of every edge (``0 .. num_items - 1``).
+        num_users: Number of user nodes.
+        num_items: Number of item nodes.
+        dtype: Value dtype (degrees are computed in float64).
 
     Returns:
-        A sparse CSR tensor ``[N, N]``.
+        A sparse CSR tensor ``[num_users + num_items, num_users + num_items]`` on CPU.
     """
-    num_users = graph["user"].num_nodes
-    num_nodes = num_users + graph["item"].num_nodes
-    edges = interaction_edges(graph)
-    key = torch.unique(edges[0] * graph["item"].num_nodes + edges[1])
-    users = key // graph["item"].num_nodes
-    items = key % graph["item"].num_nodes + num_users
-    row = torch.cat([users, items])
-    col = torch.cat([items, users])
+    users = torch.as_tensor(users, dtype=torch.long).cpu()
+    items = torch.as_tensor(items, dtype=torch.long).cpu()
+    if users.shape != items.shape or users.dim() != 1:
+        raise ValueError(
+            f"users and items must be 1-D and equally long, got {tuple(users.shape)} "
+            f"and {tuple(items.shape)}"
+        )
+    if users.numel() and (
+        users.min() < 0 or users.max() >= num_users or items.min() < 0 or items.max() >= num_items
+    ):
+        raise ValueError(
+            f"edge ids out of range: users must be in [0, {num_users}) and items in "
+            f"[0, {num_items})"
+        )
+    num_nodes = num_users + num_items
+    key = torch.unique(users * num_items + items)
+    row = torch.cat([key // num_items, key % num_items + num_users])
+    col = torch.cat([key % num_items + num_users, key // num_items])
     deg = torch.bincount(row, minlength=num_nodes).to(torch.float64)
     inv_sqrt = deg.pow(-0.5)
     inv_sqrt[deg == 0] = 0.0
@@ -110,10 +149,29 @@ def normalized_adjacency(
     crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        adj = torch.sparse_csr_tensor(
+        return torch.sparse_csr_tensor(
             crow, col, value, size=(num_nodes, num_nodes), check_invariants=False
         )
-    return adj.to(device)
+
+
+class SymmetricSpMM(torch.autograd.Function):
+    r"""``adj @ x`` for a constant symmetric sparse ``adj``, differentiable in ``x``.
+
+    The gradient of :math:`Y = A X` is :math:`A^\top G = A G`, so the backward pass is
+    the same sparse product. ``torch.addmm`` with ``beta=0`` is used for both: on CPU
+    it takes a faster sparse-dense kernel than the ``@`` operator (see
+    :class:`LayerMeanPropagation`). ``adj`` gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adj = adj
+        return torch.addmm(x, adj, x, beta=0.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.contiguous()
+        return None, torch.addmm(grad, ctx.adj, grad, beta=0.0)
 
 
 class LayerMeanPropagation(torch.autograd.Function):

@@ -14,6 +14,11 @@ Protocol (also in ``docs/protocol.md``):
   second to last to validation, the rest to training.
 * Every remaining interaction (source domains, target users with too few
   interactions) is training data.
+* **Zero-shot domain** (``zero_shot=True``): no interaction of the target domain is
+  used in training. Its users who have source-domain history are split in half
+  (seeded) into validation and test users, group ``zero_shot``; all their target
+  interactions are held out. Target users without source history cannot be ranked
+  from anything and are left out.
 * Datasets with a ``split`` column (for example the LightGCN Gowalla files) are used
   as given when ``fixed`` is ``"auto"`` or ``True``; all their users are warm.
 
@@ -33,7 +38,7 @@ from gnnrec.data.schema import DataError, InteractionData
 
 __all__ = ["Split", "split_interactions", "GROUPS"]
 
-GROUPS = ("warm", "cold")
+GROUPS = ("warm", "cold", "zero_shot")
 
 
 @dataclass
@@ -94,6 +99,7 @@ def split_interactions(
     cold_fraction: float = 0.2,
     min_interactions: int = 3,
     fixed: bool | str = "auto",
+    zero_shot: bool = False,
     seed: int = 0,
 ) -> Split:
     """Split ``data`` by the protocol in the module docstring.
@@ -105,6 +111,7 @@ def split_interactions(
         min_interactions: Minimum target interactions for a warm user.
         fixed: ``"auto"`` uses a ``split`` column when the data has one; ``True``
             requires it; ``False`` ignores it.
+        zero_shot: Hold out the whole target domain (``data.zero_shot_domain``).
         seed: Seed for the cold-user draw and tie breaking.
 
     Returns:
@@ -133,6 +140,9 @@ def split_interactions(
         return _fixed_split(inter, target, target_domain)
     if has_split:
         inter = inter.drop(columns="split")
+
+    if zero_shot:
+        return _zero_shot_split(inter, target, target_domain, seed)
 
     rng = np.random.default_rng(seed)
     in_target = (inter["domain_idx"] == target).to_numpy()
@@ -193,6 +203,25 @@ def split_interactions(
     if len(val) == 0:
         warnings.warn("the split has no validation rows; early stopping is disabled", stacklevel=2)
     return Split(train, val, test, target_domain, target)
+
+
+def _zero_shot_split(inter: pd.DataFrame, target: int, name: str, seed: int) -> Split:
+    in_target = (inter["domain_idx"] == target).to_numpy()
+    tgt = inter[in_target]
+    source_users = np.unique(inter.loc[~in_target, "user_idx"].to_numpy())
+    users = np.intersect1d(np.unique(tgt["user_idx"].to_numpy()), source_users)
+    if len(users) < 2:
+        raise DataError(
+            f"zero-shot domain {name!r}: {len(users)} of its users have source-domain "
+            "history; at least 2 are needed (one validation, one test user)"
+        )
+    perm = np.random.default_rng(seed).permutation(users)
+    val_users, test_users = perm[: len(perm) // 2], perm[len(perm) // 2 :]
+    tgt_users = tgt["user_idx"].to_numpy()
+    val = _held_out(tgt[np.isin(tgt_users, val_users)], "zero_shot")
+    test = _held_out(tgt[np.isin(tgt_users, test_users)], "zero_shot")
+    train = inter[~in_target].reset_index(drop=True)
+    return Split(train, val, test, name, target)
 
 
 def _position_from_end(sorted_users: np.ndarray) -> np.ndarray:

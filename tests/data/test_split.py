@@ -124,3 +124,29 @@ def test_bad_split_settings():
         split_interactions(synthetic(), "tgt", cold_fraction=1.5)
     with pytest.raises(ValueError, match="min_interactions"):
         split_interactions(synthetic(), "tgt", min_interactions=2)
+
+
+def test_zero_shot_split_holds_out_the_whole_target_domain():
+    data = synthetic(num_users=80)
+    split = split_interactions(data, "tgt", zero_shot=True, seed=4)
+    inter = data.interactions
+    assert (split.train["domain_idx"] == 0).all()
+    assert len(split.train) == int((inter["domain_idx"] == 0).sum())
+    src_users = set(inter.loc[inter["domain_idx"] == 0, "user_idx"])
+    tgt = inter[inter["domain_idx"] == 1]
+    eligible = tgt[tgt["user_idx"].isin(src_users)]
+    held = pd.concat([split.val, split.test])
+    assert pairs(held) == pairs(eligible)
+    assert set(held["group"]) == {"zero_shot"}
+    assert not set(split.val["user_idx"]) & set(split.test["user_idx"])
+    assert abs(split.val["user_idx"].nunique() - split.test["user_idx"].nunique()) <= 1
+    other = split_interactions(data, "tgt", zero_shot=True, seed=5)
+    assert set(other.test["user_idx"]) != set(split.test["user_idx"])
+
+
+def test_zero_shot_split_needs_users_with_source_history():
+    data = synthetic(num_users=10)
+    inter = data.interactions
+    data.interactions = inter[inter["domain_idx"] == 1].reset_index(drop=True)
+    with pytest.raises(DataError, match="zero-shot domain 'tgt'"):
+        split_interactions(data, "tgt", zero_shot=True)

@@ -1,0 +1,239 @@
+"""Text embeddings cached on disk, keyed by the encoder's identity and the texts.
+
+``<cache_dir>/embeddings/<kind>-<key[:24]>.npy`` holds a ``[num_texts, dim]`` float32
+array (read with ``allow_pickle=False``) and a ``.json`` sidecar describes it. The key
+is a SHA-256 over :meth:`~gnnrec.features.encoder.TextEncoder.identity` and the texts,
+so a change of model, weights, pooling, length, precision or any text gives a new file.
+
+Files are written to a temporary file in the same folder and renamed into place, so a
+failed encode leaves nothing behind. An exclusive ``flock`` on ``<file>.lock`` is held
+while a key is checked, encoded and written: concurrent jobs of a sweep encode it once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gnnrec.data.schema import InteractionData
+from gnnrec.features.encoder import TextEncoder
+from gnnrec.features.text import item_texts
+from gnnrec.utils.io import atomic_write
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+    fcntl = None
+
+__all__ = [
+    "CachedEmbeddings",
+    "cached_embeddings",
+    "cached_item_embeddings",
+    "embedding_cache_key",
+    "encode_cached",
+    "item_embeddings",
+    "texts_sha256",
+]
+
+CACHE_FORMAT_VERSION = "gnnrec-embeddings-v1"
+_KIND = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class CachedEmbeddings:
+    """Embeddings and where they came from.
+
+    Args:
+        embeddings: ``[num_texts, dim]`` float32 CPU tensor.
+        path: The ``.npy`` cache file.
+        computed: ``True`` if this call encoded the texts, ``False`` if it loaded them.
+        seconds: Wall time of the call.
+    """
+
+    embeddings: torch.Tensor
+    path: Path
+    computed: bool
+    seconds: float
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """SHA-256 of a list of texts, each length-prefixed (``["ab", "c"] != ["a", "bc"]``)."""
+    digest = hashlib.sha256(len(texts).to_bytes(8, "little"))
+    for text in texts:
+        data = str(text).encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def embedding_cache_key(identity: dict, texts: Sequence[str]) -> str:
+    """The cache key: SHA-256 over the encoder identity (as JSON) and :func:`texts_sha256`."""
+    payload = {
+        "format": CACHE_FORMAT_VERSION,
+        "identity": identity,
+        "texts_sha256": texts_sha256(texts),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _load(path: Path, num_texts: int) -> torch.Tensor | None:
+    """The cached array if it is whole and has ``num_texts`` rows, else None (with a warning)."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        warnings.warn(f"embedding cache {path} is unreadable ({err}); recomputing it", stacklevel=3)
+        return None
+    if array.ndim != 2 or array.shape[0] != num_texts or array.dtype != np.float32:
+        warnings.warn(
+            f"embedding cache {path} has shape {array.shape} and dtype {array.dtype}, expected "
+            f"({num_texts}, dim) float32; recomputing it",
+            stacklevel=3,
+        )
+        return None
+    return torch.from_numpy(array)
+
+
+def _save(path: Path, array: np.ndarray, meta: dict) -> None:
+    """Write the array, then its sidecar, each atomically and readable by the group."""
+
+    def write_array(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        tmp.chmod(0o644)
+
+    def write_meta(tmp: Path) -> None:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.chmod(0o644)
+
+    atomic_write(path, write_array)
+    atomic_write(path.with_suffix(".json"), write_meta)
+
+
+def cached_embeddings(
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    cache_dir: str | Path,
+    *,
+    kind: str = "items",
+    progress: bool = True,
+) -> CachedEmbeddings:
+    """Load the embeddings of ``texts`` from the cache, or encode and store them.
+
+    Args:
+        encoder: The text encoder (its :meth:`~TextEncoder.identity` is part of the key).
+        texts: The texts, in the order of the returned rows.
+        cache_dir: Cache root (``paths.cache_dir``); files go to ``<cache_dir>/embeddings/``.
+        kind: File name prefix: ``items``, ``profiles``, ... (letters, digits, ``_.-``).
+        progress: Show the encoder's progress bar when encoding.
+
+    Returns:
+        The embeddings, the cache file and whether they were computed.
+
+    Raises:
+        ValueError: ``kind`` is not a plain file name prefix.
+    """
+    if not _KIND.fullmatch(kind):
+        raise ValueError(f"embedding cache kind must match {_KIND.pattern}, got {kind!r}")
+    t0 = time.perf_counter()
+    texts = [str(t) for t in texts]
+    identity = encoder.identity()
+    key = embedding_cache_key(identity, texts)
+    folder = Path(cache_dir).expanduser() / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{kind}-{key[:24]}.npy"
+    with _locked(path.with_name(path.name + ".lock")):
+        cached = _load(path, len(texts))
+        if cached is not None:
+            return CachedEmbeddings(cached, path, False, time.perf_counter() - t0)
+        emb = encoder.encode(texts, progress=progress, desc=f"encoding {len(texts)} {kind}")
+        array = np.ascontiguousarray(emb.detach().cpu().numpy(), dtype=np.float32)
+        _save(
+            path,
+            array,
+            {
+                "format": CACHE_FORMAT_VERSION,
+                "key": key,
+                "kind": kind,
+                "identity": identity,
+                "texts_sha256": texts_sha256(texts),
+                "num_texts": len(texts),
+                "dim": int(array.shape[1]),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+    return CachedEmbeddings(torch.from_numpy(array), path, True, time.perf_counter() - t0)
+
+
+def encode_cached(
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    cache_dir: str | Path,
+    *,
+    kind: str = "items",
+    progress: bool = True,
+) -> torch.Tensor:
+    """``[len(texts), dim]`` float32 embeddings, from the cache or encoded once and stored.
+
+    See :func:`cached_embeddings` for the arguments.
+    """
+    return cached_embeddings(encoder, texts, cache_dir, kind=kind, progress=progress).embeddings
+
+
+def cached_item_embeddings(
+    data: InteractionData,
+    template: str,
+    encoder: TextEncoder,
+    cache_dir: str | Path,
+    progress: bool = True,
+) -> CachedEmbeddings:
+    """Item texts from ``template`` (:func:`~gnnrec.features.text.item_texts`), embedded and cached.
+
+    Args:
+        data: The preprocessed data; ``data.items`` is in item index order.
+        template: ``data.text.template``.
+        encoder: The text encoder.
+        cache_dir: Cache root (``paths.cache_dir``).
+        progress: Show a progress bar when encoding.
+
+    Returns:
+        ``[num_items, dim]`` embeddings with their cache file.
+    """
+    texts = item_texts(data.items, template)
+    return cached_embeddings(encoder, texts, cache_dir, kind="items", progress=progress)
+
+
+def item_embeddings(
+    data: InteractionData,
+    template: str,
+    encoder: TextEncoder,
+    cache_dir: str | Path,
+    progress: bool = True,
+) -> torch.Tensor:
+    """``[num_items, dim]`` item text embeddings; see :func:`cached_item_embeddings`."""
+    return cached_item_embeddings(data, template, encoder, cache_dir, progress).embeddings

@@ -1,0 +1,194 @@
+"""EMCDR: per-domain matrix factorisation plus a learned source-to-target user mapping.
+
+Man et al., "Cross-Domain Recommendation: An Embedding and Mapping Approach",
+IJCAI 2017. https://doi.org/10.24963/ijcai.2017/343
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["EMCDR"]
+
+_ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+class EMCDR(nn.Module):
+    r"""Embedding and Mapping for Cross-Domain Recommendation.
+
+    The paper's three stages: (1) latent factors in each domain,
+    :math:`\hat{y}^s_{ui} = \mathbf{u}^{s\top}_u \mathbf{v}_i` for source items and
+    :math:`\hat{y}^t_{ui} = \mathbf{u}^{t\top}_u \mathbf{v}_i` for target items (here BPR-MF;
+    every non-target domain together is the source); (2) a mapping
+    :math:`f_\theta` from source to target user factors learned on the overlapping users
+    :math:`\mathcal{U}_o` (training interactions in both domains),
+
+    .. math::
+        \min_\theta \; \frac{1}{|\mathcal{U}_o|\,d} \sum_{u \in \mathcal{U}_o}
+        \left\| f_\theta(\mathbf{u}^s_u) - \mathbf{u}^t_u \right\|^2,
+
+    with :math:`f_\theta(\mathbf{x}) = M\mathbf{x}` (``"linear"``) or an MLP
+    :math:`W_L\,\sigma(\dots\sigma(W_1\mathbf{x} + b_1)\dots) + b_L` (``"mlp"``; the paper's
+    best: one hidden layer, tanh or sigmoid, ``2d`` units); (3) a user without target
+    interactions is scored with :math:`f_\theta(\mathbf{u}^s_u)` against the target item
+    factors. Items belong to one domain each, so one item table holds both domains' item
+    factors.
+
+    **One trainer loop instead of stages.** gnnrec's trainer minimises one objective, so
+    the stages become independent terms of it: :meth:`pair_scores` scores a BPR triple
+    with the source MF when its positive is a source item and with the target MF when
+    it is a target item (negatives come from the positive's domain), and
+    :meth:`auxiliary_loss` is ``mapping_weight`` times the mapping loss above on
+    *detached* factors, over all overlapping users each step. That MLP pass over
+    ``[|U_o|, d]`` (about 5 ms forward and backward for 4.3k users on one CPU thread)
+    buys the exact stage-2 objective, every overlapping user weighted equally; the
+    batch's users would weight them by activity. Hence the MF factors receive exactly
+    the stage-1 gradients (the mapping loss never reaches them), the mapping receives
+    only the stage-2 gradient evaluated at the current factors, and once the MFs have
+    converged the mapping keeps descending the stage-2 objective at the fixed stage-1
+    solution: the same fixed point as training the stages one after the other. The
+    mapping's parameters get no other gradient, so under Adam ``mapping_weight`` barely
+    matters (Adam is invariant to a gradient's scale); the paper's L2 on :math:`\theta`
+    is left to the optimiser's weight decay.
+
+    For evaluation (:meth:`forward`) a user with target training interactions gets its
+    target factor; a user with source but no target interactions (the cold-start users
+    EMCDR is for) gets :math:`f_\theta(\mathbf{u}^s_u)`; a user with neither keeps its
+    (untrained) target factor.
+
+    Args:
+        num_users: Number of users.
+        num_items: Number of items (all domains).
+        item_domain: ``[num_items]`` domain index of every item.
+        target_domain: Index of the target (evaluated) domain; every other is source.
+        train_users: ``[E]`` user of every training interaction (all domains).
+        train_items: ``[E]`` item of every training interaction.
+        embedding_dim: Latent factor size ``d``.
+        mapping: ``"mlp"`` or ``"linear"`` (:math:`M\mathbf{x}`, no bias).
+        hidden_dim: Units per hidden layer of the MLP (paper: ``2d``).
+        num_hidden_layers: Hidden layers of the MLP (paper's best: 1).
+        activation: Hidden activation of the MLP, ``"tanh"`` or ``"sigmoid"``.
+        init_std: Standard deviation of the normal initialisation of the factors.
+        mapping_weight: Weight of the mapping loss in the joint objective.
+
+    Shapes:
+        forward: ``() -> ([num_users, embedding_dim], [num_items, embedding_dim])``
+        pair_scores: ``[B], [B], [B] -> ([B], [B])``
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        item_domain: Tensor,
+        target_domain: int,
+        train_users: Tensor,
+        train_items: Tensor,
+        embedding_dim: int = 64,
+        mapping: str = "mlp",
+        hidden_dim: int = 128,
+        num_hidden_layers: int = 1,
+        activation: str = "tanh",
+        init_std: float = 0.1,
+        mapping_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        item_domain = torch.as_tensor(item_domain, dtype=torch.long)
+        train_users = torch.as_tensor(train_users, dtype=torch.long)
+        train_items = torch.as_tensor(train_items, dtype=torch.long)
+        if item_domain.shape != (num_items,):
+            raise ValueError(
+                f"item_domain must have shape [{num_items}], got {tuple(item_domain.shape)}"
+            )
+        if mapping not in ("mlp", "linear"):
+            raise ValueError(f"model.mapping must be 'mlp' or 'linear', got {mapping!r}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"model.activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}"
+            )
+        if mapping == "mlp" and num_hidden_layers < 1:
+            raise ValueError(f"model.num_hidden_layers must be >= 1, got {num_hidden_layers}")
+        self.num_users, self.num_items = num_users, num_items
+        self.embedding_dim, self.init_std = embedding_dim, init_std
+        self.target_domain, self.mapping_kind = int(target_domain), mapping
+        self.mapping_weight = float(mapping_weight)
+
+        is_target_item = item_domain == self.target_domain
+        in_target = is_target_item[train_items]
+        has_target = torch.zeros(num_users, dtype=torch.bool)
+        has_source = torch.zeros(num_users, dtype=torch.bool)
+        has_target[train_users[in_target]] = True
+        has_source[train_users[~in_target]] = True
+        self.register_buffer("is_target_item", is_target_item, persistent=False)
+        self.register_buffer("has_target", has_target, persistent=False)
+        self.register_buffer(
+            "overlap_users", (has_source & has_target).nonzero().squeeze(1), persistent=False
+        )
+        self.register_buffer(
+            "mapped_users", (has_source & ~has_target).nonzero().squeeze(1), persistent=False
+        )
+
+        self.source_user = nn.Embedding(num_users, embedding_dim)
+        self.target_user = nn.Embedding(num_users, embedding_dim)
+        self.item = nn.Embedding(num_items, embedding_dim)
+        if mapping == "linear":
+            self.mapping = nn.Linear(embedding_dim, embedding_dim, bias=False)
+        else:
+            layers: list[nn.Module] = []
+            width = embedding_dim
+            for _ in range(num_hidden_layers):
+                layers += [nn.Linear(width, hidden_dim), _ACTIVATIONS[activation]()]
+                width = hidden_dim
+            layers.append(nn.Linear(width, embedding_dim))
+            self.mapping = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for emb in (self.source_user, self.target_user, self.item):
+            nn.init.normal_(emb.weight, std=self.init_std)
+        for module in self.mapping.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        """User representations for the target domain and all item factors."""
+        users = self.target_user.weight
+        if self.mapped_users.numel():
+            mapped = self.mapping(self.source_user(self.mapped_users))
+            users = users.index_copy(0, self.mapped_users, mapped.to(users.dtype))
+        return users, self.item.weight
+
+    def _user_factors(self, users: Tensor, pos: Tensor) -> Tensor:
+        # Source factor for triples whose positive is a source item, target otherwise.
+        in_target = self.is_target_item[pos].unsqueeze(1)
+        return torch.where(in_target, self.target_user(users), self.source_user(users))
+
+    def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+        """Each triple scored by the MF of its positive's domain (stage 1)."""
+        u = self._user_factors(users, pos)
+        return (u * self.item(pos)).sum(-1), (u * self.item(neg)).sum(-1)
+
+    def regularized(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
+        """The factor rows the batch's BPR terms use."""
+        return [self._user_factors(users, pos), self.item(pos), self.item(neg)]
+
+    def mapping_loss(self) -> Tensor:
+        """Mean squared error of the mapping over all overlapping users (stage 2)."""
+        if self.overlap_users.numel() == 0:
+            return self.source_user.weight.new_zeros(())
+        source = self.source_user(self.overlap_users).detach()
+        target = self.target_user(self.overlap_users).detach()
+        return F.mse_loss(self.mapping(source), target)
+
+    def auxiliary_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """``mapping_weight`` times :meth:`mapping_loss`; the batch is not used."""
+        return self.mapping_weight * self.mapping_loss()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.num_users}, {self.num_items}, "
+            f"dim={self.embedding_dim}, mapping={self.mapping_kind}, "
+            f"overlap_users={self.overlap_users.numel()})"
+        )
