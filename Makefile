@@ -29,6 +29,7 @@ test-all: install
 bench: install  ## timing benchmarks, as ratios against references run alongside
 	$(BIN)/python -m benchmarks.bench_lightgcn
 	$(BIN)/python -m benchmarks.bench_eval
+	$(BIN)/python -m benchmarks.bench_encode
 
 lint: install
 	$(BIN)/ruff check gnnrec tests benchmarks

@@ -28,12 +28,17 @@ def test_every_config_option_composes_and_instantiates(group, option, tmp_path):
     overrides = [f"{group}={option}", f"paths.cache_dir={tmp_path}"]
     if group == "data" and option == "folder":
         overrides += [f"data.path={tmp_path}", "data.domains=[a]", "data.target_domain=a"]
+    if group == "encoder" and option == "hf":
+        overrides += ["encoder.model=minilm"]  # `model: ???` must be given by the user
     cfg = compose_config(overrides)
     node = cfg if group == "experiment" else cfg[group]
     assert node is not None
     container = OmegaConf.to_container(cfg, resolve=False)
     assert container
     if group in ("experiment", "paths"):
+        return
+    if group == "encoder" and option == "none":
+        assert node.get("_target_") is None  # no text encoder
         return
     target = node.get("_target_") or node.get("source", {}).get("_target_")
     assert target, f"{group}/{option} has no _target_"
