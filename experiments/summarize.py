@@ -21,6 +21,8 @@ DEFAULT_KEYS = [
     "test/warm/recall@20",
     "test/cold/ndcg@20",
     "test/cold/recall@20",
+    "test/cold_item/ndcg@20",
+    "test/cold_item/recall@20",
     "test/all/sampled_hr@10",
     "test/all/sampled_ndcg@10",
 ]

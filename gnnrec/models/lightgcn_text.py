@@ -139,6 +139,7 @@ class LightGCNText(nn.Module):
         else:
             self.mlp = nn.Sequential(nn.Linear(d_text, embedding_dim))
         self.id_embedding = nn.Embedding(n, embedding_dim) if id_embedding else None
+        self._layer0_cache: tuple[tuple, Tensor] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -153,11 +154,28 @@ class LightGCNText(nn.Module):
         return super()._apply(fn, recurse)
 
     def layer0(self) -> Tensor:
-        """``[num_users + num_items, embedding_dim]`` initial representations."""
+        """``[num_users + num_items, embedding_dim]`` initial representations.
+
+        The MLP over every node is the step's main cost, so within one training step
+        (parameters unchanged since the last call, gradients on) the result is reused:
+        the L2 term's :meth:`ego_embeddings` after :meth:`forward` costs nothing extra.
+        The reuse ends at the next parameter update or backward pass.
+        """
+        key = (torch.is_grad_enabled(), *(p._version for p in self.parameters()))
+        cached = self._layer0_cache
+        if cached is not None and cached[0] == key and key[0]:
+            return cached[1]
         x = self.mlp(self.text)
         if self.id_embedding is not None:
             x = x + self.id_embedding.weight
+        self._layer0_cache = None
+        if key[0] and x.requires_grad:
+            self._layer0_cache = (key, x)
+            x.register_hook(self._drop_layer0_cache)  # backward consumes the graph
         return x
+
+    def _drop_layer0_cache(self, grad: Tensor) -> None:
+        self._layer0_cache = None
 
     def ego_embeddings(self) -> tuple[Tensor, Tensor]:
         """Layer-0 representations, the ones L2 regularisation applies to."""

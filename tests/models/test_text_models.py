@@ -75,6 +75,38 @@ def test_gradients_reach_the_projection_and_id_embeddings(loss):
     assert model.text.grad is None  # frozen text
 
 
+def test_layer0_reuse_within_a_step_matches_fresh_computation():
+    text, adj, users, items = _toy()
+    model = LightGCNText(4, 6, adj, text, users, items, id_embedding=True)
+    fresh = LightGCNText(4, 6, adj, text, users, items, id_embedding=True)
+    fresh.load_state_dict(model.state_dict())
+    batch = (torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([5, 4]))
+    loss = BPRLoss(l2=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):  # reuse within a step, recomputed after backward and update
+        optimizer.zero_grad()
+        loss(model, *batch).backward()
+        fresh.zero_grad()
+        fresh._layer0_cache = None
+        u, i = fresh()
+        fresh._layer0_cache = None  # force a second MLP pass for the L2 term
+        u0, i0 = fresh.ego_embeddings()
+        pos, neg = (u[batch[0]] * i[batch[1]]).sum(-1), (u[batch[0]] * i[batch[2]]).sum(-1)
+        reg = (
+            u0[batch[0]].square().sum() + i0[batch[1]].square().sum() + i0[batch[2]].square().sum()
+        )
+        ref = -F.logsigmoid(pos - neg).mean() + 0.5 * 0.5 * reg / 2
+        ref.backward()
+        for a, b in zip(model.parameters(), fresh.parameters(), strict=True):
+            assert torch.allclose(a.grad, b.grad, atol=1e-6)
+        optimizer.step()
+        fresh.load_state_dict(model.state_dict())
+    assert model._layer0_cache is None  # dropped by the backward pass
+    with torch.no_grad():
+        model.layer0()
+    assert model._layer0_cache is None  # never cached without gradients
+
+
 def test_softmax_loss_by_hand():
     class Fixed(torch.nn.Module):
         def forward(self):
