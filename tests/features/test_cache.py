@@ -144,7 +144,7 @@ def test_two_processes_encode_a_key_once(tmp_path):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(timeout=120)
+        p.join(timeout=600)  # generous: both children import torch on a loaded machine
     assert [p.exitcode for p in procs] == [0, 0]
     assert marker.read_text().splitlines() == ["encode"]
     np.testing.assert_array_equal(np.load(outs[0]), np.load(outs[1]))
