@@ -50,6 +50,13 @@ def main() -> None:
         plot_bars(mean_std_table(runs, args.plot_keys), args.plot_keys, args.plot)
 
 
+def short_label(overrides: str) -> str:
+    """A legend label: the run's overrides without the shared experiment and budget ones."""
+    skip = ("experiment=", "encoder=none", "trainer.", "hydra.")
+    kept = [o for o in overrides.split() if not o.startswith(skip)]
+    return " ".join(o.removeprefix("model=") for o in kept) or overrides
+
+
 def plot_bars(table, keys: list[str], out: Path) -> None:
     """One group of bars per metric, one bar per run group, std as error bars."""
     fig, ax = plt.subplots(figsize=(2.5 + 1.6 * len(keys) * len(table) / 2, 4))
@@ -58,7 +65,7 @@ def plot_bars(table, keys: list[str], out: Path) -> None:
         xs = [i + j * width for i in range(len(keys))]
         means = [row[f"{k} mean"] for k in keys]
         stds = [row[f"{k} std"] for k in keys]
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=name.split("model=")[-1].split()[0])
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=short_label(name))
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(keys))], keys)
     ax.set_ylabel("mean over seeds (error bar: std)")
     ax.legend()
