@@ -31,7 +31,7 @@ POOLINGS = ("mean", "cls", "last_token")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 TOKENIZER_SUFFIXES = (".json", ".txt", ".model", ".tiktoken")
-IDENTITY_VERSION = "gnnrec-text-encoder-v1"
+IDENTITY_VERSION = "gnnrec-text-encoder-v2"
 _ST_POOLING = {  # sentence-transformers mode (old key without "pooling_mode_", or new name)
     "mean_tokens": "mean",
     "mean": "mean",
@@ -388,7 +388,7 @@ class TextEncoder:
     def identity(self) -> dict[str, Any]:
         """Everything that changes the vectors, as JSON-able values (the cache key).
 
-        Local folders are identified by a SHA-256 of their weight files
+        Local folders are identified by their name and a SHA-256 of their weight files
         (``*.safetensors``, ``*.bin``) and of their tokenizer/config files; hub names by
         the commit of the resolved snapshot. Loads the tokenizer, not the model.
         """
@@ -397,7 +397,9 @@ class TextEncoder:
         model_dir = self._resolve_folder() / settings["subfolder"]
         return {
             "version": IDENTITY_VERSION,
-            "model": str(model_dir) if local else self.model_name,
+            # a local folder is its file hashes, not its path: a copy or another
+            # virtual environment with the same files shares the cache
+            "model": model_dir.name if local else self.model_name,
             "revision": self.revision,
             "commit": self._commit,
             "weights_sha256": _files_sha256(model_dir, WEIGHT_SUFFIXES) if local else None,

@@ -1,6 +1,7 @@
 """TextEncoder on the real all-MiniLM-L6-v2 against sentence-transformers and transformers."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -125,7 +126,7 @@ def test_last_token_pooling_handles_left_and_right_padding(side):
 def test_identity_names_what_changes_the_vectors(minilm):
     base = minilm.identity()
     assert base == TextEncoder("minilm", device="cpu", batch_size=3).identity()
-    assert len(base["weights_sha256"]) == 64 and base["model"] == str(minilm_path())
+    assert len(base["weights_sha256"]) == 64 and base["model"] == minilm_path().name
     assert base["dtype"] == "float32" and base["revision"] is None
     changed = [
         TextEncoder("minilm", pooling="cls").identity(),
@@ -138,6 +139,15 @@ def test_identity_names_what_changes_the_vectors(minilm):
     fresh = TextEncoder("minilm")
     fresh.identity()
     assert fresh._model is None  # identity needs the tokenizer only
+
+
+def test_identity_ignores_where_the_folder_lives(tmp_path):
+    """Another checkout or virtual environment with the same files shares cache keys."""
+    copy = tmp_path / "elsewhere" / minilm_path().name
+    shutil.copytree(minilm_path(), copy)
+    assert TextEncoder(str(copy)).identity() == TextEncoder("minilm").identity()
+    (copy / "model.safetensors").write_bytes(b"changed")
+    assert TextEncoder(str(copy)).identity() != TextEncoder("minilm").identity()
 
 
 def test_plain_transformers_folder_uses_the_defaults(tmp_path):
