@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -27,7 +29,7 @@ from gnnrec.evaluate.tasks import COLD_ITEM, cold_item_tasks, ranking_tasks
 from gnnrec.features import encode_cached, item_embeddings, user_profiles
 from gnnrec.models.pop import item_counts
 from gnnrec.train.sampler import BPRSampler
-from gnnrec.utils.io import write_json
+from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
 
 __all__ = ["run", "build_model", "load_split", "TextFeatures"]
@@ -134,17 +136,48 @@ def load_split(cfg: DictConfig) -> tuple[InteractionData, Split]:
         zero_shot=bool(zero_shot),
         **OmegaConf.to_container(cfg.data.split),
     )
+    if not cfg.data.get("source_edges", True):
+        # Ablation: the same held-out rows, but only target-domain training edges.
+        keep = split.train["domain_idx"] == split.target_domain_idx
+        split.train = split.train[keep].reset_index(drop=True)
     return data, split
 
 
 def _evaluate(
-    evaluator: Evaluator, main: RankingTask, cold_items: RankingTask | None, emb
+    evaluator: Evaluator,
+    main: RankingTask,
+    cold_items: RankingTask | None,
+    emb,
+    per_user: list[pd.DataFrame] | None = None,
 ) -> dict[str, float]:
-    out = evaluator.evaluate(main, *emb)
-    if cold_items is not None:
-        extra = evaluator.evaluate(cold_items, *emb)
-        out.update({k: v for k, v in extra.items() if k.startswith(f"{COLD_ITEM}/")})
+    """Group means of ``main`` plus the ``cold_item`` group; optionally per-user rows."""
+    out: dict[str, float] = {}
+    for name, task in (("main", main), (COLD_ITEM, cold_items)):
+        if task is None:
+            continue
+        means, values = evaluator.evaluate(task, *emb, return_per_user=True)
+        if name == COLD_ITEM:
+            means = {k: v for k, v in means.items() if k.startswith(f"{COLD_ITEM}/")}
+        out.update(means)
+        if per_user is not None:
+            per_user.append(_per_user_rows(name, task, values))
     return out
+
+
+def _per_user_rows(name: str, task: RankingTask, values: Mapping[str, torch.Tensor]):
+    """One row per user of ``task``: ``task``, ``user_idx``, ``group``, one column per metric.
+
+    ``group`` is the user's group in that task (``warm``, ``cold``, ``zero_shot`` or
+    ``cold_item``); group means of these rows equal the ``metrics.json`` values.
+    """
+    group = np.full(task.num_users, "", dtype=object)
+    for g, mask in task.groups.items():
+        if g != "all":
+            group[mask.cpu().numpy()] = g
+    frame = pd.DataFrame({"task": name, "user_idx": task.users.numpy(), "group": group})
+    for key, value in values.items():
+        frame[key] = value.numpy()
+    return frame
 
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
@@ -240,8 +273,12 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         emb = scores_of(model)
         if val_task is not None:
             metrics.update(_prefixed(_evaluate(evaluator, val_task, val_cold, emb), "val"))
-        metrics.update(_prefixed(_evaluate(evaluator, test_task, test_cold, emb), "test"))
+        rows: list[pd.DataFrame] = []
+        metrics.update(_prefixed(_evaluate(evaluator, test_task, test_cold, emb, rows), "test"))
         metrics["time/test_s"] = time.perf_counter() - t0
+        # Test metrics per user, for paired significance tests (gnnrec-report).
+        per_user = pd.concat(rows, ignore_index=True)
+        atomic_write(out / "per_user.parquet", lambda tmp: per_user.to_parquet(tmp, index=False))
         metrics["time/data_s"] = t_data
         metrics["time/total_s"] = time.perf_counter() - t_start
         write_json(out / "metrics.json", metrics)
