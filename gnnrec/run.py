@@ -9,6 +9,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from gnnrec.train.sampler import BPRSampler
 from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
 
-__all__ = ["run", "build_model", "load_split", "TextFeatures"]
+__all__ = ["run", "prepare", "RunSetup", "build_model", "load_split", "TextFeatures"]
 
 log = logging.getLogger(__name__)
 
@@ -180,30 +181,32 @@ def _per_user_rows(name: str, task: RankingTask, values: Mapping[str, torch.Tens
     return frame
 
 
-def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
-    """Train and evaluate one configuration; write ``metrics.json`` into ``output_dir``.
+@dataclass
+class RunSetup:
+    """Everything a run builds before training: data, split, model, evaluator, tasks."""
 
-    Args:
-        cfg: A composed config (``conf/train.yaml``).
-        output_dir: The run folder; defaults to ``cfg.paths.output_dir`` (Hydra's).
+    data: InteractionData
+    split: Split
+    model: nn.Module
+    evaluator: Evaluator
+    train_users: torch.Tensor
+    train_items: torch.Tensor
+    tasks: tuple[RankingTask | None, RankingTask, RankingTask | None, RankingTask | None]
+    time_s: float
 
-    Returns:
-        Flat metrics ``"<split>/<group>/<metric>@<k>"`` plus ``best_epoch`` and timings.
+
+def prepare(cfg: DictConfig, device: torch.device | str = "cpu") -> RunSetup:
+    """Load and split the data, build the graph and the model, and the ranking tasks.
+
+    ``tasks`` is ``(val, test, val_cold_item, test_cold_item)``; the model is on
+    ``device`` with its initial weights (seeded by ``cfg.seed``).
     """
     t_start = time.perf_counter()
-    out = Path(output_dir if output_dir is not None else cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg.seed)
-    set_deterministic(cfg.deterministic)
-
     data, split = load_split(cfg)
     log.info("split %s", split.summary())
     graph = build_graph(data.num_users, data.item_domain, data.domains, split.train)
     train_users = torch.tensor(split.train["user_idx"].to_numpy(), dtype=torch.long)
     train_items = torch.tensor(split.train["item_idx"].to_numpy(), dtype=torch.long)
-    t_data = time.perf_counter() - t_start
-
-    trainer = instantiate(cfg.trainer)
     text = TextFeatures(cfg, data, split)
     user_input = cfg.model.get("user_input", "mean")
     resources = {
@@ -222,11 +225,44 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     }
     if user_input not in ("mean", "profile"):
         raise ValueError(f"model.user_input must be 'mean' or 'profile', got {user_input!r}")
-    model = build_model(cfg.model, resources).to(trainer.device)
+    model = build_model(cfg.model, resources).to(device)
     log.info("model %s", model)
-    evaluator = instantiate(cfg.eval)
     val_task, test_task = ranking_tasks(split, data.item_domain)
     val_cold, test_cold = cold_item_tasks(split, data.item_domain)
+    return RunSetup(
+        data=data,
+        split=split,
+        model=model,
+        evaluator=instantiate(cfg.eval),
+        train_users=train_users,
+        train_items=train_items,
+        tasks=(val_task, test_task, val_cold, test_cold),
+        time_s=time.perf_counter() - t_start,
+    )
+
+
+def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
+    """Train and evaluate one configuration; write ``metrics.json`` into ``output_dir``.
+
+    Args:
+        cfg: A composed config (``conf/train.yaml``).
+        output_dir: The run folder; defaults to ``cfg.paths.output_dir`` (Hydra's).
+
+    Returns:
+        Flat metrics ``"<split>/<group>/<metric>@<k>"`` plus ``best_epoch`` and timings.
+    """
+    t_start = time.perf_counter()
+    out = Path(output_dir if output_dir is not None else cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    set_deterministic(cfg.deterministic)
+
+    trainer = instantiate(cfg.trainer)
+    setup = prepare(cfg, trainer.device)
+    data, model, evaluator = setup.data, setup.model, setup.evaluator
+    train_users, train_items = setup.train_users, setup.train_items
+    val_task, test_task, val_cold, test_cold = setup.tasks
+    t_data = setup.time_s
 
     def scores_of(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
