@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gnnrec.config import compose_config
 from gnnrec.utils.io import atomic_write
 
-__all__ = ["compose", "train"]
+__all__ = ["compose", "evaluate", "load_run_config", "train"]
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
@@ -68,3 +68,125 @@ def train(
         text = OmegaConf.to_yaml(node)
         atomic_write(hydra_dir / name, lambda tmp, text=text: tmp.write_text(text))
     return run(cfg, output_dir=out)
+
+
+def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config a run folder was launched with (``.hydra/config.yaml``).
+
+    ``overrides`` are dotted ``key=value`` changes applied on top, for settings that
+    do not change the result, such as ``paths.cache_dir`` on another machine.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: {run_dir} is not a run folder of gnnrec-train or "
+            "gnnrec.api.train"
+        )
+    cfg = OmegaConf.load(path)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    return cfg
+
+
+def evaluate(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    check: bool = True,
+    tolerance: float = 1e-6,
+) -> dict[str, float]:
+    """Re-evaluate a finished run from its config and checkpoint; write ``per_user.parquet``.
+
+    Rebuilds the run's data, split and model from ``.hydra/config.yaml``, loads
+    ``checkpoints/best.pt`` (else the model of ``last.pt``; models without parameters,
+    such as popularity, need none) with ``weights_only=True`` and evaluates the test
+    split. Use it to add per-user metrics to runs made before they were saved, or to
+    check that a saved result reproduces.
+
+    Args:
+        run_dir: A run folder (``metrics.json``, ``.hydra/``, ``checkpoints/``).
+        overrides: Dotted ``key=value`` changes that leave the result unchanged
+            (e.g. ``paths.cache_dir=...``).
+        check: Compare the recomputed test metrics with ``metrics.json`` and raise
+            if one differs by more than ``tolerance``.
+        tolerance: Absolute tolerance of the check.
+
+    Returns:
+        The recomputed ``test/...`` metrics.
+    """
+    import json
+
+    import pandas as pd
+    import torch
+
+    from gnnrec.run import _evaluate, _prefixed, prepare
+    from gnnrec.utils.io import load_checkpoint
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir, overrides)
+    setup = prepare(cfg, "cpu")
+    model = setup.model
+    if any(p.requires_grad for p in model.parameters()):
+        ckpt_dir = run_dir / "checkpoints"
+        if (ckpt_dir / "best.pt").is_file():
+            state = load_checkpoint(ckpt_dir / "best.pt")["model"]
+        elif (ckpt_dir / "last.pt").is_file():
+            last = load_checkpoint(ckpt_dir / "last.pt")
+            state = last.get("best_model", last["model"])
+        else:
+            raise FileNotFoundError(
+                f"{ckpt_dir} holds neither best.pt nor last.pt; the run was made with "
+                "trainer.checkpoint=false and cannot be re-evaluated"
+            )
+        model.load_state_dict(state)
+    model.eval()
+    _, test_task, _, test_cold = setup.tasks
+    with torch.no_grad():
+        emb = model()
+    rows: list[pd.DataFrame] = []
+    metrics = _prefixed(_evaluate(setup.evaluator, test_task, test_cold, emb, rows), "test")
+    saved_path = run_dir / "metrics.json"
+    if check and saved_path.is_file():
+        saved = json.loads(saved_path.read_text())
+        diff = {
+            k: (saved[k], v)
+            for k, v in metrics.items()
+            if k in saved and not abs(saved[k] - v) <= tolerance
+        }
+        if diff:
+            key, (old, new) = next(iter(diff.items()))
+            raise ValueError(
+                f"{run_dir}: re-evaluation does not reproduce metrics.json ({len(diff)} keys "
+                f"differ, e.g. {key}: saved {old:.6f}, recomputed {new:.6f}); the code, config "
+                "defaults or data changed since the run"
+            )
+    per_user = pd.concat(rows, ignore_index=True)
+    atomic_write(run_dir / "per_user.parquet", lambda tmp: per_user.to_parquet(tmp, index=False))
+    return metrics
+
+
+def _evaluate_main(argv: Sequence[str] | None = None) -> None:
+    """``gnnrec-evaluate RUN_DIR ...``: re-evaluate saved runs (see :func:`evaluate`)."""
+    import argparse
+
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(
+        prog="gnnrec-evaluate",
+        description="Re-evaluate finished runs from their config and checkpoint; write "
+        "per_user.parquet and check the result against metrics.json.",
+    )
+    parser.add_argument("folders", nargs="+", type=Path, help="run folders or their parents")
+    parser.add_argument("--set", nargs="*", default=[], help="dotted key=value changes")
+    parser.add_argument("--no-check", action="store_true", help="skip the metrics.json check")
+    parser.add_argument("--skip-done", action="store_true", help="skip runs with per_user.parquet")
+    args = parser.parse_args(argv)
+    runs = sorted({p.parent for f in args.folders for p in f.rglob("metrics.json")})
+    if not runs:
+        raise SystemExit(f"no metrics.json under {[str(f) for f in args.folders]}")
+    for run_dir in tqdm(runs, desc="re-evaluating", unit="run"):
+        if args.skip_done and (run_dir / "per_user.parquet").is_file():
+            continue
+        evaluate(run_dir, args.set, check=not args.no_check)
