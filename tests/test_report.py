@@ -1,12 +1,453 @@
-import io
-import json
+"""gnnrec.report: grouping over seeds, paired significance tests, tables and figures.
 
+Synthetic run folders hold hand-chosen per-user values; the expected p-values are
+computed here from those definitions with plain Python (t statistic by its formula,
+Wilcoxon by enumerating every sign assignment), not by the report's pandas code.
+"""
+
+import importlib.util
+import io
+import itertools
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
 import pytest
 from rich.console import Console
+from scipy import stats
 
-from gnnrec.report import collect_runs, markdown_mean_std, mean_std_table, metrics_table
+from gnnrec.report import (
+    NoRunsError,
+    collect_runs,
+    curve_frame,
+    holm,
+    load_runs,
+    main,
+    markdown_mean_std,
+    mean_std_table,
+    metrics_table,
+    plot_curves,
+    report,
+    short_label,
+)
+
+# ---------------------------------------------------------------- synthetic runs
+SEEDS = (0, 1, 2)
+USERS = range(6)
+COLD = {0: {4, 5}, 1: {3, 5}, 2: {4, 5}}  # cold-start users depend on the seed
+COLD_ITEM_USERS = (1, 2)
+COMMON = ["experiment=cdr", "trainer.max_epochs=5"]
+GROUPS = {  # label -> (overrides, seeds)
+    "model=pop": (["model=pop"], SEEDS),
+    "model=mf": (["model=mf"], SEEDS),
+    "model=mf loss=softmax": (["model=mf", "loss=softmax"], (0, 1)),
+}
+# model=mf's ndcg@20 minus model=pop's, per seed and user (task main) ...
+DELTA_MF = {
+    0: [0.05, -0.02, 0.07, 0.11, -0.03, 0.13],
+    1: [0.04, 0.01, -0.06, 0.09, 0.12, -0.01],
+    2: [0.08, -0.04, 0.02, -0.05, 0.10, 0.06],
+}
+# ... and on the cold-item task. model=mf loss=softmax equals model=pop everywhere.
+DELTA_MF_CI = {0: {1: 0.010, 2: -0.004}, 1: {1: 0.020, 2: -0.008}, 2: {1: 0.030, 2: 0.001}}
 
 
+def value(label, seed, user, task="main"):
+    """ndcg@20 of a user (recall@20 is twice it)."""
+    if task == "main":
+        base = 0.05 * user + 0.01 * seed
+        return base + (DELTA_MF[seed][user] if label == "model=mf" else 0.0)
+    base = 0.02 * user + 0.005 * seed
+    return base + (DELTA_MF_CI[seed][user] if label == "model=mf" else 0.0)
+
+
+def group_of(seed, user):
+    return "cold" if user in COLD[seed] else "warm"
+
+
+def per_user_frame(label, seed):
+    rows = [("main", u, group_of(seed, u), value(label, seed, u)) for u in USERS]
+    rows += [("cold_item", u, "cold_item", value(label, seed, u, "ci")) for u in COLD_ITEM_USERS]
+    frame = pd.DataFrame(rows, columns=["task", "user_idx", "group", "ndcg@20"])
+    frame["recall@20"] = 2 * frame["ndcg@20"]
+    return frame
+
+
+def write_run(folder, overrides, per_user, history=None, metrics_extra=None):
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    metrics = {"best_epoch": 2}
+    selections = {
+        "all": per_user["task"] == "main",
+        "warm": per_user["group"] == "warm",
+        "cold": per_user["group"] == "cold",
+        "cold_item": per_user["task"] == "cold_item",
+    }
+    for group, rows in selections.items():
+        for metric in ("ndcg@20", "recall@20"):
+            metrics[f"test/{group}/{metric}"] = float(per_user.loc[rows, metric].mean())
+        metrics[f"test/{group}/num_users"] = int(rows.sum())
+    metrics.update(metrics_extra or {})
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    per_user.to_parquet(folder / "per_user.parquet", index=False)
+    if history is not None:
+        (folder / "history.json").write_text(json.dumps(history))
+
+
+def history(seed):
+    return [
+        {
+            "epoch": e,
+            "train/loss": 1 / (e + 1) + 0.1 * seed,
+            "val/all/ndcg@20": 0.01 * e + 0.001 * seed,
+        }
+        for e in range(3)
+    ]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A multirun folder: 3 groups x seeds, with location-only overrides that differ."""
+    root = tmp_path_factory.mktemp("sweep")
+    job = 0
+    for label, (overrides, seeds) in GROUPS.items():
+        for seed in seeds:
+            location = [f"paths.cache_dir=/scratch/{job}", "tracker=none", f"hydra.run.dir=r{job}"]
+            all_overrides = [*COMMON, *overrides, *location, f"seed={seed}"]
+            if label == "model=mf" and seed == 2:  # the order of overrides does not matter
+                all_overrides = all_overrides[::-1]
+            write_run(
+                root / str(job),
+                all_overrides,
+                per_user_frame(label, seed),
+                history=None if label == "model=pop" else history(seed),
+            )
+            job += 1
+    return root
+
+
+# ------------------------------------------------------ independent expectations
+def paired_values(label, metric):
+    """Per user of ``metric``'s group: (model=pop, label) values averaged over shared seeds."""
+    _, group, name = metric.split("/")
+    scale = 2.0 if name == "recall@20" else 1.0
+    seeds = GROUPS[label][1]
+    pairs: dict[int, list[tuple[float, float]]] = {}
+    for seed in seeds:
+        if group == "cold_item":
+            users, task = COLD_ITEM_USERS, "ci"
+        else:
+            users = [u for u in USERS if group == "all" or group_of(seed, u) == group]
+            task = "main"
+        for u in users:
+            pair = (value("model=pop", seed, u, task), value(label, seed, u, task))
+            pairs.setdefault(u, []).append(tuple(scale * x for x in pair))
+    base = [statistics.mean(b for b, _ in v) for v in pairs.values()]
+    other = [statistics.mean(o for _, o in v) for v in pairs.values()]
+    return base, other, len(seeds)
+
+
+def paired_differences(label, metric):
+    """d_u = mean over the shared seeds of (label - model=pop), users of ``metric``'s group."""
+    base, other, n_seeds = paired_values(label, metric)
+    return [o - b for b, o in zip(base, other, strict=True)], n_seeds
+
+
+def t_test_p(d):
+    n = len(d)
+    t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(n))
+    return 2 * stats.t.sf(abs(t), n - 1)
+
+
+def wilcoxon_exact_p(d):
+    """Two-sided exact signed-rank p-value (no zeros, no tied |d|) by enumeration."""
+    magnitudes = sorted(abs(x) for x in d)
+    assert len(set(magnitudes)) == len(d) and 0 not in magnitudes
+    rank = {m: i + 1 for i, m in enumerate(magnitudes)}
+    w = sum(rank[abs(x)] for x in d if x > 0)
+    sums = [
+        sum(r for r, s in zip(range(1, len(d) + 1), signs, strict=True) if s)
+        for signs in itertools.product((0, 1), repeat=len(d))
+    ]
+    low = sum(s <= w for s in sums) / len(sums)
+    high = sum(s >= w for s in sums) / len(sums)
+    return min(1.0, 2 * min(low, high))
+
+
+def holm_by_hand(p):
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - k) * p[i]))
+        out[i] = running
+    return out
+
+
+# ------------------------------------------------------------------------ tests
+def test_groups_by_overrides_without_seed_and_location(sweep):
+    runs = load_runs([sweep])
+    assert [r.label for r in runs] == ["model=pop"] * 3 + ["model=mf"] * 3 + [
+        "model=mf loss=softmax"
+    ] * 2
+    assert [r.seed for r in runs] == ["0", "1", "2", "0", "1", "2", "0", "1"]
+    assert runs[0].overrides == ("experiment=cdr", "trainer.max_epochs=5", "model=pop")
+    assert short_label("model=mf loss=softmax") == "mf loss=softmax"
+
+
+def test_label_is_every_override_for_a_single_group_and_config_seed(tmp_path):
+    write_run(tmp_path / "a", ["model=mf", "paths.data_dir=/x"], per_user_frame("model=mf", 0))
+    (tmp_path / "a" / ".hydra" / "config.yaml").write_text("seed: 5\n")
+    (run,) = load_runs([tmp_path])
+    assert (run.label, run.seed, run.overrides) == ("model=mf", "5", ("model=mf",))
+
+
+def test_summary_is_mean_and_sample_std_over_seeds(sweep, tmp_path):
+    rep = report([sweep], out=tmp_path / "out")
+    assert rep.metrics == [
+        f"test/{g}/{m}"
+        for g in ("all", "warm", "cold", "cold_item")
+        for m in ("ndcg@20", "recall@20")
+    ]
+    for label, (_, seeds) in GROUPS.items():
+        values = [per_user_frame(label, s).query("task == 'main'")["ndcg@20"].mean() for s in seeds]
+        row = rep.summary.loc[label]
+        assert row["n_seeds"] == len(seeds)
+        assert row["test/all/ndcg@20 mean"] == pytest.approx(statistics.mean(values))
+        assert row["test/all/ndcg@20 std"] == pytest.approx(statistics.stdev(values))
+        cell = f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        assert cell in rep.markdown()
+    assert "| `model=mf` `loss=softmax` | 2 |" in rep.markdown()
+    assert rep.significance is None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "bars.png",
+        "curves.png",
+        "summary.csv",
+        "summary.md",
+        "summary.tex",
+    ]
+    back = pd.read_csv(tmp_path / "out" / "summary.csv", index_col="run")
+    pd.testing.assert_frame_equal(back, rep.summary, check_dtype=False)
+
+
+def test_significance_matches_independent_computation(sweep):
+    rep = report([sweep], baseline="pop")
+    sig = rep.significance
+    assert rep.baseline == "model=pop"
+    assert list(sig["run"].unique()) == ["model=mf", "model=mf loss=softmax"]
+    assert len(sig) == 2 * len(rep.metrics)
+    for _, row in sig.iterrows():
+        d, n_seeds = paired_differences(row["run"], row["metric"])
+        assert (row["n_users"], row["n_seeds"]) == (len(d), n_seeds)
+        assert row["diff"] == pytest.approx(statistics.mean(d), abs=1e-12)
+        if row["run"] == "model=mf loss=softmax":
+            assert not any(d) and row["diff"] == 0
+            assert (row["t_p"], row["wilcoxon_p"]) == (1.0, 1.0)
+            assert row["note"] == "all paired differences are zero"
+            continue
+        assert row["t_p"] == pytest.approx(t_test_p(d), rel=1e-9)
+        assert row["wilcoxon_p"] == pytest.approx(wilcoxon_exact_p(d), rel=1e-9)
+        base, other, _ = paired_values(row["run"], row["metric"])
+        assert row["baseline_mean"] == pytest.approx(statistics.mean(base))
+        assert row["mean"] == pytest.approx(statistics.mean(other))
+        change = 100 * (statistics.mean(other) - statistics.mean(base)) / statistics.mean(base)
+        assert row["rel_change_pct"] == pytest.approx(change)
+    assert list(sig["t_p_holm"]) == pytest.approx(holm_by_hand(list(sig["t_p"])))
+    assert list(sig["wilcoxon_p_holm"]) == pytest.approx(holm_by_hand(list(sig["wilcoxon_p"])))
+    # cold users differ by seed: users 3 (seed 1), 4 (seeds 0, 2), 5 (all seeds)
+    cold = sig[(sig["run"] == "model=mf") & (sig["metric"] == "test/cold/ndcg@20")].iloc[0]
+    assert cold["n_users"] == 3
+    assert cold["diff"] == pytest.approx((0.09 + (-0.03 + 0.10) / 2 + (0.13 - 0.01 + 0.06) / 3) / 3)
+
+
+def test_holm_adjustment_skips_nan():
+    out = holm([0.01, 0.04, 0.03, float("nan")])
+    assert list(out[:3]) == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(out[3])
+
+
+def test_significance_files_and_latex(sweep, tmp_path):
+    report([sweep], baseline="model=pop", out=tmp_path, metrics=["test/cold/ndcg@20"])
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"significance.md", "significance.csv", "significance.tex"} <= names
+    assert not any(n.endswith(".tmp") for n in names)
+    tex = (tmp_path / "significance.tex").read_text()
+    assert tex.startswith("\\begin{tabular}") and "test/cold/ndcg@20" in tex
+    assert "model=mf loss=softmax" in tex and "all paired differences are zero" in tex
+    assert (
+        "$" in (tmp_path / "summary.tex").read_text()
+        and "\\pm" in (tmp_path / "summary.tex").read_text()
+    )
+    md = (tmp_path / "significance.md").read_text()
+    assert "| `model=mf` | test/cold/ndcg@20 | 3 | 3 |" in md
+    for png in ("bars.png", "curves.png"):
+        data = (tmp_path / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_learning_curves_mean_and_std_over_seeds(sweep):
+    runs = load_runs([sweep])
+    frame = curve_frame(runs, "val/all/ndcg@20")
+    assert list(frame["run"].unique()) == ["model=mf", "model=mf loss=softmax"]  # pop: no history
+    row = frame[(frame["run"] == "model=mf") & (frame["epoch"] == 1)].iloc[0]
+    assert row["mean"] == pytest.approx(0.011) and row["std"] == pytest.approx(0.001)
+    fig = plot_curves(runs)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["val/all/ndcg@20", "train/loss"]
+    with pytest.raises(ValueError, match="no run's history holds nope"):
+        plot_curves(runs, metric="nope", loss=None)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [("nope", "matches no group"), ("mf", "ambiguous, it is part of 2 labels")],
+)
+def test_baseline_errors_list_the_labels(sweep, baseline, message):
+    with pytest.raises(ValueError, match=message) as err:
+        report([sweep], baseline=baseline)
+    assert "'model=mf loss=softmax'" in str(err.value) and "'model=pop'" in str(err.value)
+
+
+def test_cli_error_exits_2_with_the_message(sweep, capsys):
+    with pytest.raises(SystemExit) as err:
+        main([str(sweep), "--baseline", "nope"])
+    assert err.value.code == 2
+    assert "gnnrec-report: error: baseline 'nope' matches no group" in capsys.readouterr().err
+
+
+def test_no_runs_and_missing_folder(tmp_path):
+    with pytest.raises(NoRunsError, match="no metrics.json under"):
+        report([tmp_path])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        report([tmp_path / "absent"])
+    assert collect_runs([tmp_path]).empty
+
+
+def test_missing_per_user_names_the_file(sweep, tmp_path):
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    (copy / "4" / "per_user.parquet").unlink()  # model=mf, seed 1
+    report([copy])  # the summary needs no per-user values
+    with pytest.raises(FileNotFoundError, match=r"4/per_user.parquet does not exist") as err:
+        report([copy], baseline="model=pop")
+    assert "gnnrec-evaluate" in str(err.value)
+
+
+def test_groups_without_shared_seed_or_users(sweep, tmp_path):
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    write_run(copy / "20", [*COMMON, "model=x", "seed=7"], per_user_frame("model=pop", 0))
+    with pytest.raises(ValueError, match=r"'model=x' \(seeds \['7'\]\) .* share no seed"):
+        report([copy], baseline="model=pop")
+    shutil.rmtree(copy / "20")
+    other = per_user_frame("model=pop", 0).assign(user_idx=lambda f: f["user_idx"] + 100)
+    write_run(copy / "20", [*COMMON, "model=x", "seed=0"], other)
+    with pytest.raises(ValueError, match="have no user in common"):
+        report([copy], baseline="model=pop")
+
+
+def test_duplicate_seed_and_unknown_metric(sweep, tmp_path):
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    shutil.copytree(copy / "0", copy / "30")
+    with pytest.raises(ValueError, match="'model=pop' has two runs with seed 0"):
+        report([copy])
+    with pytest.raises(KeyError, match="no run recorded"):
+        report([sweep], metrics=["test/all/ndcg@999"])
+
+
+def test_wandb_offline_runs(tmp_path, monkeypatch):
+    """Metrics from the summary, overrides and seed from the config, per-user from files_dir."""
+    import gnnrec.track.offline as offline
+
+    logged = {}
+    for label in ("model=pop", "model=mf"):
+        for seed in (0, 1):
+            folder = tmp_path / label / str(seed) / "wandb" / "offline-run-20260101_000000-ab"
+            files = tmp_path / "files" / label / str(seed)
+            files.mkdir(parents=True)
+            folder.mkdir(parents=True)
+            frame = per_user_frame(label, seed)
+            frame.to_parquet(files / "per_user.parquet", index=False)
+            summary = {"test/all/ndcg@20": frame.query("task == 'main'")["ndcg@20"].mean()}
+            logged[folder] = SimpleNamespace(
+                config={"overrides": [label, "tracker=wandb", f"seed={seed}"], "seed": seed},
+                history=[{"epoch": 0, "train/loss": 0.5, "_step": 0}],
+                summary={**summary, "_runtime": 3.0},
+                files_dir=str(files),
+            )
+    unfinished = tmp_path / "model=mf" / "9" / "wandb" / "offline-run-x"
+    unfinished.mkdir(parents=True)
+    logged[unfinished] = SimpleNamespace(config={}, history=[], summary={"_runtime": 1})
+    monkeypatch.setattr(offline, "read_offline_run", lambda folder: logged[Path(folder)])
+    with pytest.warns(UserWarning, match="did not finish"):
+        rep = report([tmp_path], wandb=True, baseline="model=pop")
+    assert list(rep.summary.index) == ["model=mf", "model=pop"]
+    assert rep.summary.loc["model=mf", "n_seeds"] == 2
+    row = rep.significance.iloc[0]
+    d, _ = paired_differences("model=mf", "test/all/ndcg@20")
+    assert row["n_seeds"] == 2 and row["n_users"] == 6
+    assert row["diff"] == pytest.approx(
+        statistics.mean(statistics.mean(DELTA_MF[s][u] for s in (0, 1)) for u in USERS)
+    )
+    assert rep.runs[0].history == [{"epoch": 0, "train/loss": 0.5}]
+    assert d  # the definitions are shared with the folder runs
+
+
+def test_summarize_script_still_works(sweep, tmp_path, capsys):
+    script = Path(__file__).resolve().parents[1] / "experiments" / "summarize.py"
+    spec = importlib.util.spec_from_file_location("summarize_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(sweep), "--plot", str(tmp_path / "b.png")])
+    assert "| `model=mf` `loss=softmax` | 2 |" in capsys.readouterr().out
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_real_runs_end_to_end(tmp_path, data_root):
+    """Two tiny real runs through gnnrec.api.train, then the gnnrec-report command."""
+    from gnnrec.api import train
+
+    common = [
+        "data=ml100k",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.progress=false",
+        "tracker=none",
+        "eval.sampled_negatives=0",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    metrics = {
+        model: train([*common, f"model={model}"], output_dir=tmp_path / "runs" / model)
+        for model in ("pop", "mf")
+    }
+    cli = Path(sys.executable).parent / "gnnrec-report"
+    out = tmp_path / "report"
+    done = subprocess.run(
+        [str(cli), str(tmp_path / "runs"), "--baseline", "model=pop", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "## Paired tests against `model=pop`" in done.stdout
+    summary = pd.read_csv(out / "summary.csv", index_col="run")
+    for model in ("pop", "mf"):
+        for key in ("test/all/ndcg@20", "test/warm/recall@20"):
+            assert summary.loc[f"model={model}", f"{key} mean"] == pytest.approx(
+                metrics[model][key], rel=1e-12
+            )
+    sig = pd.read_csv(out / "significance.csv")
+    assert set(sig["run"]) == {"model=mf"} and (sig["n_seeds"] == 1).all()
+    all_row = sig[sig["metric"] == "test/all/ndcg@20"].iloc[0]
+    assert all_row["n_users"] == metrics["mf"]["test/all/num_users"]
+    assert all_row["diff"] == pytest.approx(
+        metrics["mf"]["test/all/ndcg@20"] - metrics["pop"]["test/all/ndcg@20"]
+    )
+    assert {p.name for p in out.iterdir()} >= {"summary.tex", "significance.tex", "bars.png"}
+
+
+# ------------------------------------------------------- the original helpers
 def make_run(folder, overrides, metrics):
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))

@@ -1,0 +1,58 @@
+"""Reports of saved runs: tables over seeds, paired significance tests, figures.
+
+``gnnrec-report`` (:func:`main`) and :func:`report` read run folders (or W&B offline
+runs), group them by their overrides apart from the seed, and write mean ± std tables,
+paired per-user tests against a baseline and figures. :func:`metrics_table` prints one
+run's metrics at the end of ``gnnrec-train``. See ``docs/report.md``.
+"""
+
+from gnnrec.report.core import DEFAULT_METRICS, Report, default_metrics, main, report
+from gnnrec.report.plots import curve_frame, plot_bars, plot_curves, short_label
+from gnnrec.report.runs import IGNORED_KEYS, NoRunsError, Run, collect_runs, load_runs
+from gnnrec.report.stats import (
+    find_label,
+    holm,
+    paired_tests,
+    paired_users,
+    significance,
+    summarize,
+)
+from gnnrec.report.tables import (
+    latex_significance,
+    latex_summary,
+    markdown_mean_std,
+    markdown_significance,
+    markdown_summary,
+    mean_std_table,
+    metrics_table,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "IGNORED_KEYS",
+    "NoRunsError",
+    "Report",
+    "Run",
+    "collect_runs",
+    "curve_frame",
+    "default_metrics",
+    "find_label",
+    "holm",
+    "latex_significance",
+    "latex_summary",
+    "load_runs",
+    "main",
+    "markdown_mean_std",
+    "markdown_significance",
+    "markdown_summary",
+    "mean_std_table",
+    "metrics_table",
+    "paired_tests",
+    "paired_users",
+    "plot_bars",
+    "plot_curves",
+    "report",
+    "short_label",
+    "significance",
+    "summarize",
+]

@@ -1,0 +1,155 @@
+"""Figures of groups of runs: bars of final metrics, learning curves over epochs.
+
+The functions build :class:`matplotlib.figure.Figure` objects directly, without pyplot:
+nothing is shown, no global backend is switched (a notebook keeps its own), and
+``fig.savefig`` renders with Agg. Notebooks display the returned figure as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from gnnrec.report.runs import Run
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["curve_frame", "plot_bars", "plot_curves", "short_label"]
+
+
+def short_label(label: str, skip: Sequence[str] = ()) -> str:
+    """A legend label: ``label`` without overrides starting with ``skip``, ``model=`` dropped.
+
+    ``"model=lightgcn loss=bpr"`` -> ``"lightgcn loss=bpr"``; the full label when nothing
+    would be left.
+    """
+    kept = [o for o in label.split() if not o.startswith(tuple(skip))]
+    return " ".join(o.removeprefix("model=") for o in kept) or label
+
+
+def plot_bars(
+    summary: pd.DataFrame,
+    metrics: Sequence[str] | None = None,
+    title: str = "",
+) -> Figure:
+    """Grouped bars: one group of bars per metric, one bar per run group, std error bars.
+
+    Args:
+        summary: :func:`gnnrec.report.stats.summarize`'s frame (index: group labels;
+            ``"<metric> mean"`` and ``"<metric> std"`` columns).
+        metrics: The metrics to draw; by default every metric of ``summary``.
+        title: Figure title.
+
+    Returns:
+        The figure (save it with ``fig.savefig(path)``).
+    """
+    from matplotlib.figure import Figure
+
+    if metrics is None:
+        metrics = [c.removesuffix(" mean") for c in summary.columns if c.endswith(" mean")]
+    missing = [m for m in metrics if f"{m} mean" not in summary.columns]
+    if missing:
+        raise KeyError(f"the summary has no column for {missing}; it has {list(summary.columns)}")
+    n = max(len(summary), 1)
+    fig = Figure(figsize=(min(3 + 0.4 * len(metrics) * n, 16), 4.5), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / n
+    for j, (name, row) in enumerate(summary.iterrows()):
+        xs = [i + j * width for i in range(len(metrics))]
+        means = [row[f"{m} mean"] for m in metrics]
+        stds = [row[f"{m} std"] for m in metrics]
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=short_label(str(name)))
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))], list(metrics))
+    if len(metrics) > 3:
+        ax.tick_params(axis="x", labelrotation=20)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
+    ax.set_ylabel("mean over seeds (error bar: std)")
+    if title:
+        ax.set_title(title)
+    fig.legend(loc="outside lower center", ncols=min(n, 3), fontsize="small")
+    return fig
+
+
+def curve_frame(runs: Sequence[Run], key: str) -> pd.DataFrame:
+    """``key`` per epoch and group: mean and std (ddof=1) over the group's seeds.
+
+    Returns:
+        Columns ``run`` (the group label), ``epoch`` (as recorded, 0-based), ``mean``,
+        ``std`` (NaN where one seed has the epoch) and ``n`` (seeds at that epoch); groups
+        whose histories lack ``key`` are absent.
+    """
+    points = [
+        {"run": r.label, "seed": r.seed, "epoch": rec["epoch"], "value": rec[key]}
+        for r in runs
+        for rec in r.history
+        if key in rec and "epoch" in rec
+    ]
+    if not points:
+        return pd.DataFrame(columns=["run", "epoch", "mean", "std", "n"])
+    frame = pd.DataFrame(points)
+    order = {label: i for i, label in enumerate(dict.fromkeys(r.label for r in runs))}
+    out = (
+        frame.groupby(["run", "epoch"], sort=False)["value"]
+        .agg(mean="mean", std=lambda v: v.std(ddof=1), n="size")
+        .reset_index()
+    )
+    return out.sort_values(["run", "epoch"], key=lambda c: c.map(order) if c.name == "run" else c)
+
+
+def plot_curves(
+    runs: Sequence[Run],
+    metric: str = "val/all/ndcg@20",
+    loss: str | None = "train/loss",
+) -> Figure:
+    """Learning curves from the runs' histories: one line per group, std band over seeds.
+
+    Args:
+        runs: Labelled runs (their ``history``).
+        metric: History key of the first panel (e.g. ``"val/all/ndcg@20"``, or
+            ``"curve/test/all/ndcg@20"`` for runs with ``test_curve_every``).
+        loss: History key of a second panel; ``None`` for one panel.
+
+    Returns:
+        The figure; x is the epoch counted from 1 (history's ``epoch + 1``).
+
+    Raises:
+        ValueError: No run's history holds ``metric`` (nor ``loss``).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    keys = [metric] + ([loss] if loss else [])
+    frames = {k: curve_frame(runs, k) for k in keys}
+    if all(f.empty for f in frames.values()):
+        seen = sorted({k for r in runs for rec in r.history for k in rec})
+        raise ValueError(
+            f"no run's history holds {' or '.join(keys)}; keys in the histories: "
+            f"{seen[:20] if seen else 'none (no history.json)'}"
+        )
+    fig = Figure(figsize=(5.5 * len(keys), 4), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    colors = {label: f"C{i}" for i, label in enumerate(dict.fromkeys(r.label for r in runs))}
+    for ax, key in zip(axes, keys, strict=True):
+        for label, group in frames[key].groupby("run", sort=False):
+            x = group["epoch"].to_numpy() + 1
+            mean, std = group["mean"].to_numpy(float), group["std"].fillna(0).to_numpy(float)
+            c = colors[label]
+            marker = "o" if len(x) < 30 else None
+            ax.plot(x, mean, color=c, marker=marker, ms=3, label=short_label(str(label)))
+            ax.fill_between(x, mean - std, mean + std, color=c, alpha=0.2, lw=0)
+        ax.set(xlabel="epoch", ylabel=key, title=f"{key} (mean ± std over seeds)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if frames[key].empty:
+            ax.text(0.5, 0.5, f"no history has {key}", ha="center", transform=ax.transAxes)
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(
+        handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize="small"
+    )
+    return fig
