@@ -36,6 +36,7 @@ from gnnrec.report import (
     report,
     short_label,
 )
+from gnnrec.report.stats import find_label
 
 # ---------------------------------------------------------------- synthetic runs
 SEEDS = (0, 1, 2)
@@ -310,6 +311,17 @@ def test_baseline_errors_list_the_labels(sweep, baseline, message):
     with pytest.raises(ValueError, match=message) as err:
         report([sweep], baseline=baseline)
     assert "'model=mf loss=softmax'" in str(err.value) and "'model=pop'" in str(err.value)
+
+
+def test_baseline_matches_whole_overrides_before_substrings(tmp_path):
+    # "model=lightgcn" is a substring of both labels but a whole override of one.
+    make_run(tmp_path / "0", ["encoder=none", "model=lightgcn"], {"test/all/ndcg@20": 0.1})
+    make_run(tmp_path / "1", ["model=lightgcn_text", "loss=softmax"], {"test/all/ndcg@20": 0.2})
+    runs = load_runs([tmp_path])
+    assert find_label(runs, "model=lightgcn") == "encoder=none model=lightgcn"
+    assert find_label(runs, "lightgcn_text") == "model=lightgcn_text loss=softmax"
+    with pytest.raises(ValueError, match="ambiguous"):
+        find_label(runs, "lightgcn")
 
 
 def test_cli_error_exits_2_with_the_message(sweep, capsys):

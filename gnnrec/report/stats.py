@@ -87,7 +87,11 @@ def summarize(runs: Sequence[Run], metrics: Sequence[str]) -> pd.DataFrame:
 
 
 def find_label(runs: Sequence[Run], name: str) -> str:
-    """The group label ``name`` is, or the only label containing it.
+    """The group label ``name`` is, else the only label holding all of its overrides,
+    else the only label containing it as a substring.
+
+    ``"model=lightgcn"`` thus picks ``"encoder=none model=lightgcn"`` over
+    ``"model=lightgcn_text loss=softmax"``, whole overrides being compared first.
 
     Raises:
         ValueError: No label, or more than one, matches; the message lists the labels.
@@ -95,7 +99,10 @@ def find_label(runs: Sequence[Run], name: str) -> str:
     labels = _labels(runs)
     if name in labels:
         return name
-    matches = [label for label in labels if name in label]
+    wanted = set(name.split())
+    matches = [label for label in labels if wanted <= set(label.split())]
+    if len(matches) != 1:
+        matches = [label for label in labels if name in label]
     if len(matches) == 1:
         return matches[0]
     listing = "; ".join(repr(label) for label in labels)
