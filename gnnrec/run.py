@@ -29,6 +29,7 @@ from gnnrec.evaluate.evaluator import Evaluator, RankingTask
 from gnnrec.evaluate.tasks import COLD_ITEM, cold_item_tasks, ranking_tasks
 from gnnrec.features import encode_cached, item_embeddings, user_profiles
 from gnnrec.models.pop import item_counts
+from gnnrec.track.examples import example_recommendations, item_titles
 from gnnrec.train.sampler import BPRSampler
 from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
@@ -281,7 +282,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         write_json(out / "history.json", history)
 
     tracker = instantiate(cfg.tracker)
-    tracker.start(OmegaConf.to_container(cfg, resolve=False), out)
+    tracker.start(cfg, out)
     try:
         metrics: dict[str, float] = {"best_epoch": 0, "time/train_s": 0.0, "time/val_s": 0.0}
         if any(p.requires_grad for p in model.parameters()):
@@ -315,6 +316,14 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # Test metrics per user, for paired significance tests (gnnrec-report).
         per_user = pd.concat(rows, ignore_index=True)
         atomic_write(out / "per_user.parquet", lambda tmp: per_user.to_parquet(tmp, index=False))
+        tracker.save(out / "per_user.parquet")
+        # A qualitative look: a few test users' top-10 with titles (examples.csv, W&B table).
+        titles = item_titles(data.items, OmegaConf.select(cfg, "data.text.title_column"))
+        examples = example_recommendations(
+            *emb, test_task, titles, seed=cfg.seed, user_names=data.users["user"].to_numpy()
+        )
+        atomic_write(out / "examples.csv", lambda tmp: examples.to_csv(tmp, index=False))
+        tracker.log_table("examples", examples)
         metrics["time/data_s"] = t_data
         metrics["time/total_s"] = time.perf_counter() - t_start
         write_json(out / "metrics.json", metrics)

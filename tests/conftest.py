@@ -24,3 +24,14 @@ def offline_hub(monkeypatch):
     """No Hugging Face network lookups: models come from local folders only."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wandb_offline_home(tmp_path_factory):
+    """W&B stays offline and stages its files (tables, artifacts) in a temporary folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "offline")
+        mp.setenv("WANDB_SILENT", "true")
+        mp.setenv("WANDB_DATA_DIR", str(tmp_path_factory.mktemp("wandb_data")))
+        mp.setenv("WANDB_CACHE_DIR", str(tmp_path_factory.mktemp("wandb_cache")))
+        yield

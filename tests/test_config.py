@@ -31,11 +31,11 @@ def test_every_config_option_composes_and_instantiates(group, option, tmp_path):
     if group == "encoder" and option == "hf":
         overrides += ["encoder.model=minilm"]  # `model: ???` must be given by the user
     cfg = compose_config(overrides)
-    node = cfg if group == "experiment" else cfg[group]
+    node = cfg if group in ("experiment", "hparams_search") else cfg[group]
     assert node is not None
     container = OmegaConf.to_container(cfg, resolve=False)
     assert container
-    if group in ("experiment", "paths"):
+    if group in ("experiment", "hparams_search", "paths"):  # hydra.sweeper: tests/test_sweeps.py
         return
     if group == "encoder" and option == "none":
         assert node.get("_target_") is None  # no text encoder

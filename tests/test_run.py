@@ -67,7 +67,7 @@ def test_wandb_offline_run_holds_config_history_and_summary(cache_dir, tmp_path,
     assert len(runs) == 1
     logged = read_offline_run(runs[0])
     assert logged.summary["test/cold/ndcg@20"] == pytest.approx(metrics["test/cold/ndcg@20"])
-    assert logged.config["model"]["_target_"] == "gnnrec.models.MF"
+    assert logged.config["model._target_"] == "gnnrec.models.MF"
     epochs = [row for row in logged.history if "train/loss" in row]
     assert [row["epoch"] for row in epochs] == [0, 1]
     assert all("val/all/ndcg@20" in row for row in epochs)

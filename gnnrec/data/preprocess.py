@@ -20,13 +20,16 @@ parquet cache under ``<cache_dir>/processed/<key>/``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
+import logging
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,11 @@ from gnnrec.data.schema import (
 )
 from gnnrec.data.sources import Source
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
+    fcntl = None
+
 __all__ = ["preprocess", "load_dataset", "cache_key", "CACHE_FORMAT_VERSION"]
 
 CACHE_FORMAT_VERSION = "gnnrec-processed-v1"
@@ -50,6 +58,8 @@ ON_MISSING_ITEM = ("error", "drop")
 DEDUP = ("last", "first")
 TABLES = ("interactions", "users", "items", "kg", "item_entity")
 _HASH_CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------ preprocess
@@ -431,8 +441,10 @@ def load_dataset(
 
     The result is stored under ``<cache_dir>/processed/<key>/`` (see :func:`cache_key`)
     as parquet files plus ``meta.json``. It is written to a temporary folder next to it
-    and renamed into place, so a failed write leaves nothing under the final name; if
-    another process finished the same key first, its copy is used.
+    and renamed into place, so a failed write leaves nothing under the final name. An
+    exclusive ``flock`` on ``<cache_dir>/locks/processed-<key>.lock`` is held while a key
+    is checked, built and written, so concurrent jobs of a sweep build it once; where
+    locks do not work and another process finished the same key first, its copy is used.
 
     Args:
         source: Where to read the raw tables.
@@ -446,13 +458,33 @@ def load_dataset(
     options = _preprocess_options(preprocess)
     if cache_dir is None or not use_cache:
         return _PREPROCESS(source.load(), **options)
-    processed = Path(cache_dir).expanduser() / "processed"
+    root = Path(cache_dir).expanduser()
+    processed = root / "processed"
     final = processed / cache_key(source, options)
-    if (final / "meta.json").is_file():
-        return read_processed(final)
-    data = _PREPROCESS(source.load(), **options)
-    _write_atomic(data, processed, final)
-    return data
+    if not (final / "meta.json").is_file():
+        with _locked(root / "locks" / f"processed-{final.name}.lock"):
+            if not (final / "meta.json").is_file():  # else another job built it meanwhile
+                data = _PREPROCESS(source.load(), **options)
+                _write_atomic(data, processed, final)
+                log.info("preprocessed %r into the cache %s", source, final)
+                return data
+    log.info("loaded preprocessed data from the cache %s", final)
+    return read_processed(final)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_atomic(data: InteractionData, processed: Path, final: Path) -> None:

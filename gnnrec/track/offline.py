@@ -1,7 +1,9 @@
 """Read a W&B offline run (``offline-run-*/run-*.wandb``) back without the network.
 
 The file is a LevelDB-style log of protobuf ``Record`` messages: a 7-byte header, then
-32 KiB blocks of chunks, each with a 7-byte header (CRC32, length, type).
+32 KiB blocks of chunks, each with a 7-byte header (CRC32, length, type). Files the
+run saved (tables under ``media/table/``, ``per_user.parquet``) are in the run
+folder's ``files/``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OfflineRun", "read_offline_run"]
+import pandas as pd
+
+__all__ = ["OfflineArtifact", "OfflineRun", "read_offline_run"]
 
 _BLOCK = 32768
 _FILE_HEADER = 7
@@ -21,12 +25,85 @@ _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
 @dataclass
+class OfflineArtifact:
+    """An artifact the run logged.
+
+    Attributes:
+        name: Artifact name (e.g. ``model-<run id>``).
+        type: Artifact type (e.g. ``model``).
+        aliases: Its aliases (``latest``, ``best``, ...).
+        metadata: Its metadata.
+        files: Path inside the artifact -> the local file ``wandb sync`` uploads.
+    """
+
+    name: str
+    type: str
+    aliases: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
 class OfflineRun:
-    """What a run logged: its config, per-step history rows and final summary."""
+    """What a run logged.
+
+    Attributes:
+        config: Config keys as logged (gnnrec logs flat dotted keys,
+            ``"model.embedding_dim"``, plus ``overrides`` and ``seed``).
+        history: One dict per logged step (per epoch). Media (tables) are dicts, e.g.
+            ``row["examples"] == {"_type": "table-file", "path": "media/table/...", ...}``.
+        summary: Final values (gnnrec: the ``metrics.json`` keys, plus W&B's ``_*``).
+        path: The run folder (``offline-run-*``).
+        files_dir: Its ``files/`` folder: saved files and ``media/table/*.table.json``.
+        run_id: W&B run id.
+        project: W&B project.
+        group: Run group (empty if none).
+        job_type: Job type.
+        tags: Tags.
+        step_metrics: Metric name or glob -> the metric used as its x axis
+            (``{"*": "epoch"}``).
+        artifacts: Artifacts logged by the run.
+        saved_files: Paths (inside ``files_dir``) the run registered with ``run.save``.
+    """
 
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    files_dir: Path | None = None
+    run_id: str = ""
+    project: str = ""
+    group: str = ""
+    job_type: str = ""
+    tags: list[str] = field(default_factory=list)
+    step_metrics: dict[str, str] = field(default_factory=dict)
+    artifacts: list[OfflineArtifact] = field(default_factory=list)
+    saved_files: list[str] = field(default_factory=list)
+
+    def table(self, key: str) -> pd.DataFrame:
+        """The last table logged under ``key`` (e.g. ``"examples"``), as a DataFrame."""
+        for row in reversed([self.summary, *self.history]):
+            value = row.get(key)
+            if isinstance(value, dict) and value.get("_type") == "table-file":
+                return self._read_table(value["path"])
+        logged = sorted(
+            {
+                k
+                for row in self.history
+                for k, v in row.items()
+                if isinstance(v, dict) and v.get("_type") == "table-file"
+            }
+        )
+        raise KeyError(f"no table {key!r} in run {self.path}; tables logged: {logged}")
+
+    def _read_table(self, relative: str) -> pd.DataFrame:
+        if self.files_dir is None:
+            raise FileNotFoundError("this OfflineRun has no files_dir to read tables from")
+        path = self.files_dir / relative
+        if not path.is_file():
+            raise FileNotFoundError(f"table file {path} is missing from the run folder")
+        data = json.loads(path.read_text())
+        return pd.DataFrame(data["data"], columns=data["columns"])
 
 
 def _records(data: bytes):
@@ -56,39 +133,92 @@ def _records(data: bytes):
 
 
 def read_offline_run(path: str | Path) -> OfflineRun:
-    """Parse an offline run folder (or its ``.wandb`` file)."""
+    """Parse an offline run folder (``.../wandb/offline-run-*``) or its ``.wandb`` file."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     path = Path(path)
     if path.is_dir():
         logs = sorted(path.glob("*.wandb"))
         if not logs:
-            raise FileNotFoundError(f"no .wandb log in {path}")
+            raise FileNotFoundError(
+                f"no .wandb log in {path}; pass a folder like <run>/wandb/offline-run-*"
+            )
         path = logs[0]
-    out = OfflineRun()
+    folder = path.parent
+    out = OfflineRun(path=folder, files_dir=folder / "files")
     for raw in _records(path.read_bytes()):
         record = pb.Record()
         record.ParseFromString(raw)
         kind = record.WhichOneof("record_type")
         if kind == "config":
-            for item in record.config.update:
-                value = json.loads(item.value_json)
-                out.config[item.key] = (
-                    value.get("value", value) if isinstance(value, dict) else value
-                )
+            _update_config(out.config, record.config.update)
         elif kind == "history":
-            out.history.append({_key(i): json.loads(i.value_json) for i in record.history.item})
+            row: dict[str, Any] = {}
+            for item in record.history.item:
+                _set(row, item, json.loads(item.value_json))
+            out.history.append(row)
         elif kind == "summary":
             for item in record.summary.update:
-                out.summary[_key(item)] = json.loads(item.value_json)
+                _set(out.summary, item, json.loads(item.value_json))
+            for item in record.summary.remove:
+                _pop(out.summary, item)
         elif kind == "run":
-            for item in record.run.config.update:
-                value = json.loads(item.value_json)
-                out.config[item.key] = (
-                    value.get("value", value) if isinstance(value, dict) else value
-                )
+            run = record.run
+            _update_config(out.config, run.config.update)
+            out.run_id, out.project = run.run_id, run.project
+            out.group, out.job_type, out.tags = run.run_group, run.job_type, list(run.tags)
+        elif kind == "metric":
+            metric = record.metric
+            if metric.step_metric:
+                out.step_metrics[metric.name or metric.glob_name] = metric.step_metric
+        elif kind == "files":
+            out.saved_files.extend(f.path for f in record.files.files)
+        elif kind == "artifact":
+            out.artifacts.append(_artifact(record.artifact))
     return out
 
 
-def _key(item) -> str:
-    return item.key if item.key else "/".join(item.nested_key)
+def _update_config(config: dict[str, Any], updates) -> None:
+    for item in updates:
+        value = json.loads(item.value_json)
+        config[item.key or ".".join(item.nested_key)] = (
+            value.get("value", value) if _is_wrapped(value) else value
+        )
+
+
+def _is_wrapped(value: Any) -> bool:
+    """Older clients log config values as ``{"desc": ..., "value": ...}``."""
+    return isinstance(value, dict) and "value" in value and set(value) <= {"desc", "value"}
+
+
+def _artifact(record) -> OfflineArtifact:
+    return OfflineArtifact(
+        name=record.name,
+        type=record.type,
+        aliases=list(record.aliases),
+        metadata=json.loads(record.metadata) if record.metadata else {},
+        files={entry.path: Path(entry.local_path) for entry in record.manifest.contents},
+    )
+
+
+def _set(target: dict[str, Any], item, value: Any) -> None:
+    """``target[key] = value``; a nested key (``["examples", "path"]``) fills nested dicts."""
+    if item.key:
+        target[item.key] = value
+        return
+    *parents, last = item.nested_key
+    for name in parents:
+        child = target.get(name)
+        if not isinstance(child, dict):
+            child = target[name] = {}
+        target = child
+    target[last] = value
+
+
+def _pop(target: dict[str, Any], item) -> None:
+    keys = [item.key] if item.key else list(item.nested_key)
+    for name in keys[:-1]:
+        target = target.get(name)
+        if not isinstance(target, dict):
+            return
+    target.pop(keys[-1], None)

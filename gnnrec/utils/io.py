@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write", "write_json", "save_checkpoint", "load_checkpoint"]
+__all__ = ["atomic_write", "write_json", "save_checkpoint", "load_checkpoint", "sqlite_url"]
 
 
 def _umask() -> int:
@@ -56,3 +56,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The ``sqlite:///`` URL of ``path``, creating its folder (SQLite makes only the file).
+
+    ``conf/hparams_search/*`` uses it for the Optuna study storage.
+    """
+    path = Path(path).expanduser().absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
