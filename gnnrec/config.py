@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["CONFIG_DIR", "ROOT", "compose_config", "register_resolvers"]
+__all__ = ["CONFIG_DIR", "ROOT", "compose_config", "register_resolvers", "study_seed"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "conf"
 
 
+def study_seed(base: int, db_path: str, study_name: str) -> int:
+    """``base`` plus the number of trials an Optuna SQLite study already holds.
+
+    Resuming a study with the same sampler seed would redraw its random start-up
+    trials; offsetting the seed by the trials done gives new ones and stays
+    reproducible. A missing file or study counts as no trials.
+    """
+    path = Path(db_path)
+    if not path.is_file():
+        return int(base)
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM trials t JOIN studies s ON t.study_id = s.study_id "
+                "WHERE s.study_name = ?",
+                (study_name,),
+            ).fetchone()
+    except sqlite3.Error:
+        return int(base)
+    return int(base) + int(count)
+
+
 def register_resolvers() -> None:
-    """Register ``${gnnrec_root:}`` (the repository root) with OmegaConf."""
+    """Register ``${gnnrec_root:}`` (the repository root) and ``${study_seed:...}``."""
     OmegaConf.register_new_resolver("gnnrec_root", lambda: str(ROOT), replace=True)
+    OmegaConf.register_new_resolver("study_seed", study_seed, replace=True)
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:

@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gnnrec.config import CONFIG_DIR, register_resolvers
+from gnnrec.config import CONFIG_DIR, register_resolvers, study_seed
 from gnnrec.data.preprocess import read_processed
 
 optuna = pytest.importorskip("optuna")
@@ -184,9 +184,9 @@ def test_optuna_sweep_stores_and_resumes_its_study(data_root, tmp_path):
     assert results["best_value"] == pytest.approx(study.best_value)
     assert results["best_params"] == study.best_params
 
-    # The same command adds trials to the same study; a new sampler seed avoids repeating
-    # the random start-up trials of the first run.
-    resume = [*args, "hydra.sweeper.n_trials=1", "hydra.sweeper.sampler.seed=1"]
+    # The same command adds trials to the same study; the sampler seed is offset by the
+    # trials already done, so the random start-up trials are not repeated.
+    resume = [*args, "hydra.sweeper.n_trials=1"]
     check_ok(gnnrec_train(resume, data_root, tmp_path))
     assert len(optuna.get_all_study_summaries(storage)) == 1
     study = optuna.load_study(study_name=study_name, storage=storage)
@@ -275,3 +275,17 @@ def test_slurm_launcher_writes_the_sbatch_script(data_root, tmp_path):
     assert node.returncode == 0, node.stderr[-3000:]
     metrics = json.loads((sweep / "0" / "metrics.json").read_text())
     assert f"RETURNED {metrics[METRIC]}" in node.stdout
+
+
+def test_study_seed_counts_the_trials_already_done(tmp_path):
+    db = tmp_path / "study.db"
+    assert study_seed(7, str(db), "s") == 7  # no file yet
+    storage = f"sqlite:///{db}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    optuna.create_study(study_name="other", storage=storage).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=1
+    )
+    assert study_seed(7, str(db), "s") == 10
+    assert study_seed(7, str(db), "other") == 8
+    assert study_seed(7, str(db), "absent") == 7
