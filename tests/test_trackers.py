@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gnnrec.evaluate.evaluator import RankingTask
@@ -174,3 +175,11 @@ def test_item_titles_fall_back_to_item_ids():
     assert item_titles(items[["item"]], "title").tolist() == ["i0", "i1", "i2"]
     with pytest.raises(ValueError, match="'item' column"):
         item_titles(items[["title"]], "title")
+
+
+def test_tracker_none_ignores_settings_an_experiment_sets():
+    from gnnrec.config import compose_config
+
+    cfg = compose_config(["experiment=cdr_amazon_movies", "tracker=none", "+tracker.tags=[a]"])
+    tracker = instantiate(cfg.tracker)
+    assert type(tracker).__name__ == "NullTracker" and tracker.ignored_settings == {"tags": ["a"]}

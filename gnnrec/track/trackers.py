@@ -106,9 +106,16 @@ def hydra_sweep() -> dict[str, Any]:
 
 
 class NullTracker:
-    """A tracker that records nothing (``tracker=none``)."""
+    """A tracker that records nothing (``tracker=none``).
+
+    It accepts and ignores tracker settings (``group``, ``tags``, ...), so an experiment
+    file that sets them still runs with ``tracker=none``.
+    """
 
     run = None
+
+    def __init__(self, **settings: Any) -> None:
+        self.ignored_settings = dict(settings)
 
     def start(self, config: Mapping[str, Any] | DictConfig, run_dir: str | Path) -> None:
         """Begin a run."""
