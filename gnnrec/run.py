@@ -300,6 +300,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
                     "best_epoch": fit.best_epoch,
                     "epochs": len(fit.history),
                     "stopped_early": float(fit.stopped_early),
+                    "stopped_on_time": float(fit.stopped_on_time),
                     "time/train_s": fit.train_time_s,
                     "time/val_s": fit.eval_time_s,
                     "time/epoch_s": fit.train_time_s / max(len(fit.history), 1),

@@ -38,6 +38,7 @@ class FitResult:
         train_time_s: Seconds spent in training steps.
         eval_time_s: Seconds spent in validation.
         stopped_early: Whether patience ran out.
+        stopped_on_time: Whether the time budget (``max_time_min``) ended training.
     """
 
     best_epoch: int
@@ -46,6 +47,7 @@ class FitResult:
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
     stopped_early: bool = False
+    stopped_on_time: bool = False
 
 
 class Trainer:
@@ -67,6 +69,9 @@ class Trainer:
         resume: A checkpoint file or a run directory (its ``checkpoints/last.pt``) to
             continue from; ``None`` starts fresh.
         progress: Show progress bars.
+        max_time_min: Wall-clock budget in minutes: no new epoch starts once this much
+            time has passed since ``fit`` began (validation included); ``None``: no
+            budget. The history records the stop (``FitResult.stopped_on_time``).
     """
 
     def __init__(
@@ -83,7 +88,10 @@ class Trainer:
         checkpoint: bool = True,
         resume: str | None = None,
         progress: bool = True,
+        max_time_min: float | None = None,
     ) -> None:
+        if max_time_min is not None and max_time_min <= 0:
+            raise ValueError(f"trainer.max_time_min must be positive or null, got {max_time_min}")
         if max_epochs < 1 or batch_size < 1 or eval_every < 1:
             raise ValueError(
                 "trainer.max_epochs, trainer.batch_size and trainer.eval_every must be >= 1, "
@@ -101,6 +109,7 @@ class Trainer:
         self.checkpoint = checkpoint
         self.resume = resume
         self.progress = progress
+        self.max_time_min = max_time_min
 
     def _batches_per_epoch(self, sampler: BPRSampler) -> int:
         full = sampler.num_batches(self.batch_size)
@@ -178,6 +187,7 @@ class Trainer:
             initial=start_epoch,
             total=self.max_epochs,
         )
+        t_fit = time.perf_counter()
         for epoch in epochs:
             record = self._train_epoch(model, loss, sampler, optimizer, steps, epoch)
             result.train_time_s += record["time/epoch_s"]
@@ -228,6 +238,16 @@ class Trainer:
                         ckpt_dir / "best.pt",
                         {"model": best_state, "epoch": epoch, "value": result.best_value},
                     )
+            elapsed_min = (time.perf_counter() - t_fit) / 60
+            if not stop and self.max_time_min is not None and elapsed_min >= self.max_time_min:
+                result.stopped_on_time = True
+                log.info(
+                    "time budget trainer.max_time_min=%g reached after epoch %d (%.1f min)",
+                    self.max_time_min,
+                    epoch,
+                    elapsed_min,
+                )
+                break
             if stop:
                 result.stopped_early = True
                 log.info(

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,3 +113,20 @@ def test_bad_devices_and_precision():
             Trainer(device="cpu", precision="bf16-mixed")
     with pytest.raises(ValueError, match="trainer.precision"):
         Trainer(device="cpu", precision="fp8")
+
+
+def test_time_budget_stops_after_the_epoch_that_spends_it(problem, tmp_path):
+    calls = []
+
+    def slow_validate(m):  # each epoch takes ~0.3 s through its validation
+        calls.append(1)
+        time.sleep(0.3)
+        return {"val/all/ndcg@20": float(len(calls))}
+
+    # 0.01 min = 0.6 s: no epoch starts after the one that ends past it (2 unloaded).
+    _, result = fit(problem, tmp_path, validate=slow_validate, max_epochs=50, max_time_min=0.01)
+    assert result.stopped_on_time and not result.stopped_early
+    assert 1 <= len(result.history) <= 3  # of max_epochs=50
+    assert result.best_epoch == len(result.history) - 1
+    with pytest.raises(ValueError, match="max_time_min"):
+        Trainer(max_time_min=0, device="cpu")
