@@ -20,7 +20,6 @@ parquet cache under ``<cache_dir>/processed/<key>/``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import json
@@ -29,7 +28,6 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +43,7 @@ from gnnrec.data.schema import (
     validate_tables,
 )
 from gnnrec.data.sources import Source
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
-    fcntl = None
+from gnnrec.utils.io import file_lock
 
 __all__ = ["preprocess", "load_dataset", "cache_key", "CACHE_FORMAT_VERSION"]
 
@@ -462,7 +456,7 @@ def load_dataset(
     processed = root / "processed"
     final = processed / cache_key(source, options)
     if not (final / "meta.json").is_file():
-        with _locked(root / "locks" / f"processed-{final.name}.lock"):
+        with file_lock(root / "locks" / f"processed-{final.name}.lock"):
             if not (final / "meta.json").is_file():  # else another job built it meanwhile
                 data = _PREPROCESS(source.load(), **options)
                 _write_atomic(data, processed, final)
@@ -470,21 +464,6 @@ def load_dataset(
                 return data
     log.info("loaded preprocessed data from the cache %s", final)
     return read_processed(final)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_atomic(data: InteractionData, processed: Path, final: Path) -> None:

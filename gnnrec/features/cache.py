@@ -12,13 +12,12 @@ while a key is checked, encoded and written: concurrent jobs of a sweep encode i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +27,7 @@ import torch
 from gnnrec.data.schema import InteractionData
 from gnnrec.features.encoder import TextEncoder
 from gnnrec.features.text import item_texts
-from gnnrec.utils.io import atomic_write
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock
-    fcntl = None
+from gnnrec.utils.io import atomic_write, file_lock
 
 __all__ = [
     "CachedEmbeddings",
@@ -84,20 +78,6 @@ def embedding_cache_key(identity: dict, texts: Sequence[str]) -> str:
         "texts_sha256": texts_sha256(texts),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the block."""
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _load(path: Path, num_texts: int) -> torch.Tensor | None:
@@ -167,7 +147,7 @@ def cached_embeddings(
     folder = Path(cache_dir).expanduser() / "embeddings"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{kind}-{key[:24]}.npy"
-    with _locked(path.with_name(path.name + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         cached = _load(path, len(texts))
         if cached is not None:
             return CachedEmbeddings(cached, path, False, time.perf_counter() - t0)

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["atomic_write", "write_json", "save_checkpoint", "load_checkpoint", "sqlite_url"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None
+
+__all__ = [
+    "atomic_write",
+    "file_lock",
+    "load_checkpoint",
+    "save_checkpoint",
+    "sqlite_url",
+    "write_json",
+]
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created, with its folder, if needed).
+
+    Processes that share a cache take it around "check, else build and store", so a
+    result is built once. Without ``fcntl`` (Windows) the block runs unlocked.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _umask() -> int:
