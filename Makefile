@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install demo test test-slow test-all bench lint format clean
+.PHONY: install demo test test-slow test-all bench lint format clean notebooks strip-notebooks
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,19 @@ bench: install  ## timing benchmarks, as ratios against references run alongside
 	$(BIN)/python -m benchmarks.bench_encode
 
 lint: install
-	$(BIN)/ruff check gnnrec tests benchmarks
-	$(BIN)/ruff format --check gnnrec tests benchmarks
+	$(BIN)/ruff check gnnrec tests benchmarks experiments notebooks
+	$(BIN)/ruff format --check gnnrec tests benchmarks experiments notebooks
 
 format: install
-	$(BIN)/ruff format gnnrec tests benchmarks
-	$(BIN)/ruff check --fix gnnrec tests benchmarks
+	$(BIN)/ruff format gnnrec tests benchmarks experiments notebooks
+	$(BIN)/ruff check --fix gnnrec tests benchmarks experiments notebooks
+
+NOTEBOOKS := notebooks/01_data_overview.ipynb notebooks/02_ablation.ipynb
+notebooks: install  ## execute the notebooks into outputs/notebooks (the full study; FAST=1: the quick test mode)
+	$(BIN)/python notebooks/nbtools.py run $(if $(FAST),--fast) --out outputs/notebooks $(NOTEBOOKS)
+
+strip-notebooks: install  ## remove outputs and execution counts from the committed notebooks
+	$(BIN)/python notebooks/nbtools.py strip notebooks/*.ipynb
 
 clean:
 	rm -rf .cache outputs multirun .pytest_cache
