@@ -69,7 +69,8 @@ def test_wandb_tracker_restores_an_unset_wandb_mode(tmp_path, monkeypatch):
     tracker.finish({"y": 2.0})
     assert "WANDB_MODE" not in os.environ
     run = read_offline_run(next((tmp_path / "wandb").glob("offline-run-*")))
-    assert run.config["a.b"] == 1 and run.config["overrides"] == []
+    assert run.config.get("a.b") == 1, (run.config, run.summary, run.history)
+    assert run.config["overrides"] == []
     assert {k: v for k, v in run.summary.items() if not k.startswith("_")} == {"y": 2.0}
 
 
@@ -183,3 +184,21 @@ def test_tracker_none_ignores_settings_an_experiment_sets():
     cfg = compose_config(["experiment=cdr_amazon_movies", "tracker=none", "+tracker.tags=[a]"])
     tracker = instantiate(cfg.tracker)
     assert type(tracker).__name__ == "NullTracker" and tracker.ignored_settings == {"tags": ["a"]}
+
+
+def test_offline_run_completeness_is_read_from_its_exit_record(tmp_path, monkeypatch):
+    from gnnrec.track.offline import is_complete, wait_complete
+
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
+    tracker = WandbTracker(mode="offline")
+    tracker.start({"a": 1}, tmp_path)
+    folder = next((tmp_path / "wandb").glob("offline-run-*"))
+    tracker.finish({"y": 2.0})
+    assert is_complete(folder) and wait_complete(folder, timeout_s=0)
+    log_file = next(folder.glob("*.wandb"))
+    data = log_file.read_bytes()
+    cut = tmp_path / "cut" / "run.wandb"
+    cut.parent.mkdir()
+    cut.write_bytes(data[: len(data) // 2])  # a log still being written: no exit record
+    assert not is_complete(cut) and not wait_complete(cut, timeout_s=0.1)
+    assert not is_complete(tmp_path / "nothing")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["OfflineArtifact", "OfflineRun", "read_offline_run"]
+__all__ = ["OfflineArtifact", "OfflineRun", "is_complete", "read_offline_run", "wait_complete"]
 
 _BLOCK = 32768
 _FILE_HEADER = 7
@@ -130,6 +131,48 @@ def _records(data: bytes):
         elif kind == _LAST:
             yield pending + chunk
             pending = b""
+
+
+def _log_file(path: Path) -> Path | None:
+    if path.is_dir():
+        logs = sorted(path.glob("*.wandb"))
+        return logs[0] if logs else None
+    return path if path.is_file() else None
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether an offline run's log ends with its ``exit`` record (the run finished)."""
+    from google.protobuf.message import DecodeError
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    log_file = _log_file(Path(path))
+    if log_file is None:
+        return False
+    last = None
+    for raw in _records(log_file.read_bytes()):
+        last = raw
+    if last is None:
+        return False
+    record = pb.Record()
+    try:
+        record.ParseFromString(last)
+    except DecodeError:  # the last record is still being written
+        return False
+    return record.WhichOneof("record_type") == "exit"
+
+
+def wait_complete(path: str | Path, timeout_s: float = 30.0) -> bool:
+    """Wait until :func:`is_complete`; ``False`` if ``timeout_s`` passed first.
+
+    W&B's ``finish()`` can return while its service still writes an offline run's log;
+    callers that read the run right away wait here first.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not is_complete(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def read_offline_run(path: str | Path) -> OfflineRun:

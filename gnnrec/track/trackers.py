@@ -17,6 +17,8 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gnnrec.track.offline import wait_complete
+
 __all__ = ["NullTracker", "WandbTracker", "flatten_config", "hydra_sweep", "read_overrides"]
 
 log = logging.getLogger(__name__)
@@ -292,8 +294,13 @@ class WandbTracker(NullTracker):
                 self.run.summary.update(dict(summary))
             if self.log_checkpoint and exit_code == 0:
                 self._checkpoint_artifact(dict(summary or {}))
+            run_folder = Path(self.run.dir).parent  # <run_dir>/wandb/offline-run-*
             self.run.finish(exit_code=exit_code)
             self.run = None
+            # finish() can return while W&B's service still writes the log: wait, so the
+            # run is whole for whoever reads it next (gnnrec-report, wandb sync).
+            if self.mode == "offline" and not wait_complete(run_folder):
+                log.warning("W&B offline run %s is still incomplete after 30 s", run_folder)
         finally:
             self._restore_env()
 
