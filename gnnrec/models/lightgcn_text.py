@@ -139,7 +139,6 @@ class LightGCNText(nn.Module):
         else:
             self.mlp = nn.Sequential(nn.Linear(d_text, embedding_dim))
         self.id_embedding = nn.Embedding(n, embedding_dim) if id_embedding else None
-        self._layer0_cache: tuple[tuple, Tensor] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -154,36 +153,20 @@ class LightGCNText(nn.Module):
         return super()._apply(fn, recurse)
 
     def layer0(self) -> Tensor:
-        """``[num_users + num_items, embedding_dim]`` initial representations.
-
-        The MLP over every node is the step's main cost, so within one training step
-        (parameters unchanged since the last call, gradients on) the result is reused:
-        the L2 term's :meth:`ego_embeddings` after :meth:`forward` costs nothing extra.
-        The reuse ends at the next parameter update or backward pass.
-        """
-        key = (torch.is_grad_enabled(), *(p._version for p in self.parameters()))
-        cached = self._layer0_cache
-        if cached is not None and cached[0] == key and key[0]:
-            return cached[1]
+        """``[num_users + num_items, embedding_dim]`` initial representations."""
         x = self.mlp(self.text)
         if self.id_embedding is not None:
             x = x + self.id_embedding.weight
-        self._layer0_cache = None
-        if key[0] and x.requires_grad:
-            self._layer0_cache = (key, x)
-            x.register_hook(self._drop_layer0_cache)  # backward consumes the graph
         return x
-
-    def _drop_layer0_cache(self, grad: Tensor) -> None:
-        self._layer0_cache = None
 
     def ego_embeddings(self) -> tuple[Tensor, Tensor]:
         """Layer-0 representations, the ones L2 regularisation applies to."""
         return self.layer0().split([self.num_users, self.num_items])
 
-    def forward(self) -> tuple[Tensor, Tensor]:
-        """Propagated (and optionally normalised) user and item representations."""
-        x = self.layer0()
+    def forward_with_ego(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """``(forward(), ego_embeddings())`` from one pass of the MLP (the step's main cost)."""
+        x0 = self.layer0()
+        x = x0
         if self.num_layers:
             with torch.autocast(x.device.type, enabled=False):
                 x = LayerMeanPropagation.apply(self.adj, x.float(), self.alpha)
@@ -191,7 +174,12 @@ class LightGCNText(nn.Module):
             x = x * self.alpha[0]
         if self.normalize:
             x = F.normalize(x, dim=-1)
-        return x.split([self.num_users, self.num_items])
+        sizes = [self.num_users, self.num_items]
+        return tuple(x.split(sizes)), tuple(x0.split(sizes))
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        """Propagated (and optionally normalised) user and item representations."""
+        return self.forward_with_ego()[0]
 
     def __repr__(self) -> str:
         return (

@@ -12,6 +12,10 @@ model needs none of them:
   applies to (default: the batch rows of ``ego_embeddings()``).
 * ``model.auxiliary_loss(users, pos, neg) -> Tensor``: an extra term added as is
   (default: none); EMCDR's mapping loss.
+
+A model whose layer-0 representations are costly (a text projection) also defines
+``model.forward_with_ego() -> ((user_emb, item_emb), (user_0, item_0))``: the losses then
+make one pass per step for the scores and the L2 term (:class:`StepOutputs`).
 """
 
 from __future__ import annotations
@@ -20,25 +24,61 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BPRLoss", "SoftmaxLoss", "pair_scores", "l2_terms"]
+__all__ = ["BPRLoss", "SoftmaxLoss", "StepOutputs", "pair_scores", "l2_terms"]
 
 
-def pair_scores(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
+class StepOutputs:
+    """A model's outputs within one loss evaluation, each computed at most once.
+
+    :meth:`final` is ``model()``; :meth:`ego` is ``model.ego_embeddings()``. A model with
+    ``forward_with_ego`` gives both from one pass, so its layer 0 is not recomputed for
+    the L2 term.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._final: tuple[Tensor, Tensor] | None = None
+        self._ego: tuple[Tensor, Tensor] | None = None
+
+    def final(self) -> tuple[Tensor, Tensor]:
+        """``(user_emb, item_emb)``, the representations scores are made of."""
+        if self._final is None:
+            if hasattr(self.model, "forward_with_ego"):
+                self._final, self._ego = self.model.forward_with_ego()
+            else:
+                self._final = self.model()
+        return self._final
+
+    def ego(self) -> tuple[Tensor, Tensor]:
+        """``(user_0, item_0)``, the layer-0 representations L2 applies to."""
+        if self._ego is None:
+            if hasattr(self.model, "forward_with_ego"):
+                self._final, self._ego = self.model.forward_with_ego()
+            else:
+                self._ego = self.model.ego_embeddings()
+        return self._ego
+
+
+def pair_scores(
+    model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor, step: StepOutputs | None = None
+) -> tuple[Tensor, Tensor]:
     """Scores of ``(users, pos)`` and ``(users, neg)``, through the model's hook if any."""
     if hasattr(model, "pair_scores"):
         return model.pair_scores(users, pos, neg)
-    user_emb, item_emb = model()
+    user_emb, item_emb = (step or StepOutputs(model)).final()
     u = user_emb[users]
     return (u * item_emb[pos]).sum(-1), (u * item_emb[neg]).sum(-1)
 
 
-def l2_terms(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
+def l2_terms(
+    model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor, step: StepOutputs | None = None
+) -> list[Tensor]:
     """The batch's layer-0 parameters the L2 term applies to."""
     if hasattr(model, "regularized"):
         return list(model.regularized(users, pos, neg))
-    if not hasattr(model, "ego_embeddings"):
+    if not hasattr(model, "ego_embeddings") and not hasattr(model, "forward_with_ego"):
         return []
-    user0, item0 = model.ego_embeddings()
+    user0, item0 = (step or StepOutputs(model)).ego()
     return [user0[users], item0[pos], item0[neg]]
 
 
@@ -66,10 +106,11 @@ class BPRLoss(nn.Module):
         self.l2 = l2
 
     def forward(self, model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        score_pos, score_neg = pair_scores(model, users, pos, neg)
+        step = StepOutputs(model)
+        score_pos, score_neg = pair_scores(model, users, pos, neg, step)
         loss = F.softplus(score_neg - score_pos).mean()
         if self.l2:
-            reg = sum(t.square().sum() for t in l2_terms(model, users, pos, neg))
+            reg = sum(t.square().sum() for t in l2_terms(model, users, pos, neg, step))
             loss = loss + self.l2 * 0.5 * reg / users.numel()
         return loss + _auxiliary(model, users, pos, neg)
 
@@ -111,7 +152,8 @@ class SoftmaxLoss(nn.Module):
         self.temperature, self.l2 = temperature, l2
 
     def forward(self, model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        user_emb, item_emb = model()
+        step = StepOutputs(model)
+        user_emb, item_emb = step.final()
         u = F.normalize(user_emb[users], dim=-1)
         p = F.normalize(item_emb[pos], dim=-1)
         n = F.normalize(item_emb[neg], dim=-1)
@@ -120,7 +162,7 @@ class SoftmaxLoss(nn.Module):
         logits = torch.cat([pos_logit, neg_logit], dim=1) / self.temperature
         loss = -logits.log_softmax(dim=1)[:, 0].mean()
         if self.l2:
-            reg = sum(t.square().sum() for t in l2_terms(model, users, pos, neg))
+            reg = sum(t.square().sum() for t in l2_terms(model, users, pos, neg, step))
             loss = loss + self.l2 * 0.5 * reg / users.numel()
         return loss + _auxiliary(model, users, pos, neg)
 

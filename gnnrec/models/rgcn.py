@@ -200,9 +200,12 @@ class RGCN(nn.Module):
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """User and item representations; DistMult's relation is folded into the users."""
-        x0 = torch.cat(
-            [self.user_embedding.weight, self.item_features(), self.node_embedding.weight]
-        )
+        return self.forward_with_ego()[0]
+
+    def forward_with_ego(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+        """``(forward(), ego_embeddings())``, projecting the item text once."""
+        item0 = self.item_features()
+        x0 = torch.cat([self.user_embedding.weight, item0, self.node_embedding.weight])
         with torch.autocast(x0.device.type, enabled=False):
             h = x0.to(self.user_embedding.weight.dtype)  # the sparse products run unautocast
             for layer, conv in enumerate(self.convs):
@@ -219,7 +222,7 @@ class RGCN(nn.Module):
         users, items = h[:num_out].split([self.num_users, self.num_items])
         if self.relation is not None:
             users = users * self.relation
-        return users, items
+        return (users, items), (self.user_embedding.weight, item0)
 
     def __repr__(self) -> str:
         if self.num_bases is not None:

@@ -63,6 +63,24 @@ def test_shapes_and_repr(graph, kg, text):
     torch.testing.assert_close(item0, model.item_projection(text))
 
 
+def test_bpr_loss_projects_the_text_once_and_matches_separate_passes(graph, kg, text):
+    from gnnrec.models import BPRLoss
+
+    model = make(graph, kg, text, dropout=0.0)
+    passes = []
+    model.item_projection.register_forward_hook(lambda *_: passes.append(1))
+    batch = (torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([5, 4]))
+    value = BPRLoss(l2=0.5)(model, *batch)
+    assert len(passes) == 1
+    users, items = model()
+    user0, item0 = model.ego_embeddings()
+    u, p_, n = users[batch[0]], items[batch[1]], items[batch[2]]
+    reg = user0[batch[0]].square().sum() + item0[batch[1]].square().sum()
+    reg = reg + item0[batch[2]].square().sum()
+    ref = torch.nn.functional.softplus((u * n).sum(-1) - (u * p_).sum(-1)).mean() + 0.5 * reg / 4
+    torch.testing.assert_close(value, ref)
+
+
 @pytest.mark.parametrize(
     "weights",
     [

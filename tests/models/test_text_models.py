@@ -75,22 +75,23 @@ def test_gradients_reach_the_projection_and_id_embeddings(loss):
     assert model.text.grad is None  # frozen text
 
 
-def test_layer0_reuse_within_a_step_matches_fresh_computation():
+def test_loss_makes_one_mlp_pass_and_matches_two_separate_passes():
     text, adj, users, items = _toy()
     model = LightGCNText(4, 6, adj, text, users, items, id_embedding=True)
     fresh = LightGCNText(4, 6, adj, text, users, items, id_embedding=True)
     fresh.load_state_dict(model.state_dict())
+    passes = []
+    model.mlp.register_forward_hook(lambda *_: passes.append(1))
     batch = (torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([5, 4]))
     loss = BPRLoss(l2=0.5)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(3):  # reuse within a step, recomputed after backward and update
+    for step in range(3):
         optimizer.zero_grad()
         loss(model, *batch).backward()
+        assert len(passes) == step + 1  # scores and the L2 term share one layer-0 pass
         fresh.zero_grad()
-        fresh._layer0_cache = None
         u, i = fresh()
-        fresh._layer0_cache = None  # force a second MLP pass for the L2 term
-        u0, i0 = fresh.ego_embeddings()
+        u0, i0 = fresh.ego_embeddings()  # a second, separate MLP pass
         pos, neg = (u[batch[0]] * i[batch[1]]).sum(-1), (u[batch[0]] * i[batch[2]]).sum(-1)
         reg = (
             u0[batch[0]].square().sum() + i0[batch[1]].square().sum() + i0[batch[2]].square().sum()
@@ -101,10 +102,9 @@ def test_layer0_reuse_within_a_step_matches_fresh_computation():
             assert torch.allclose(a.grad, b.grad, atol=1e-6)
         optimizer.step()
         fresh.load_state_dict(model.state_dict())
-    assert model._layer0_cache is None  # dropped by the backward pass
-    with torch.no_grad():
-        model.layer0()
-    assert model._layer0_cache is None  # never cached without gradients
+    (u, i), (u0, i0) = model.forward_with_ego()
+    torch.testing.assert_close(torch.cat([u, i]), torch.cat(model()))
+    torch.testing.assert_close(torch.cat([u0, i0]), torch.cat(model.ego_embeddings()))
 
 
 def test_softmax_loss_by_hand():
