@@ -184,7 +184,11 @@ def _per_user_rows(name: str, task: RankingTask, values: Mapping[str, torch.Tens
 
 @dataclass
 class RunSetup:
-    """Everything a run builds before training: data, split, model, evaluator, tasks."""
+    """Everything a run builds before training: data, split, model, evaluator, tasks.
+
+    ``time_s`` is the seconds this took (data, graph, text features, model): the run's
+    ``time/data_s``.
+    """
 
     data: InteractionData
     split: Split
