@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gnnrec.report import load_runs, report
-from gnnrec.report.stats import find_label
 from gnnrec.utils.io import atomic_write
 
 HERE = Path(__file__).resolve().parent
@@ -133,11 +132,9 @@ def section(table: Table, run_dirs: list[Path], figures: Path) -> str:
     The paired tests cover the NDCG@20 columns (the Recall@20 ones follow the same
     users and are in the mean ± std table).
     """
-    runs = load_runs(run_dirs)
-    baseline = find_label(runs, table.baseline)
     rep = report(run_dirs, metrics=list(table.metrics))
     tested = [m for m in table.metrics if m.endswith("ndcg@20")]
-    tests = report(run_dirs, metrics=tested, baseline=baseline)
+    tests = report(run_dirs, metrics=tested, baseline=table.baseline)
     lines = [f"## {table.title} (`experiment={table.experiment}`)", "", table.text, ""]
     lines += [
         "| group | command | epochs (best) | s / epoch | total min |",

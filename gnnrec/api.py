@@ -121,7 +121,7 @@ def evaluate(
     import pandas as pd
     import torch
 
-    from gnnrec.run import _evaluate, _prefixed, prepare
+    from gnnrec.run import _prefixed, evaluate_tasks, prepare
     from gnnrec.utils.io import load_checkpoint
 
     run_dir = Path(run_dir)
@@ -146,7 +146,7 @@ def evaluate(
     with torch.no_grad():
         emb = model()
     rows: list[pd.DataFrame] = []
-    metrics = _prefixed(_evaluate(setup.evaluator, test_task, test_cold, emb, rows), "test")
+    metrics = _prefixed(evaluate_tasks(setup.evaluator, test_task, test_cold, emb, rows), "test")
     saved_path = run_dir / "metrics.json"
     if check and saved_path.is_file():
         saved = json.loads(saved_path.read_text())

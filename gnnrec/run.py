@@ -34,7 +34,15 @@ from gnnrec.train.sampler import BPRSampler
 from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
 
-__all__ = ["run", "prepare", "RunSetup", "build_model", "load_split", "TextFeatures"]
+__all__ = [
+    "run",
+    "prepare",
+    "evaluate_tasks",
+    "RunSetup",
+    "build_model",
+    "load_split",
+    "TextFeatures",
+]
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +153,7 @@ def load_split(cfg: DictConfig) -> tuple[InteractionData, Split]:
     return data, split
 
 
-def _evaluate(
+def evaluate_tasks(
     evaluator: Evaluator,
     main: RankingTask,
     cold_items: RankingTask | None,
@@ -274,13 +282,13 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             return m()
 
     def validate(m: nn.Module) -> dict[str, float]:
-        return _prefixed(_evaluate(evaluator, val_task, val_cold, scores_of(m)), "val")
+        return _prefixed(evaluate_tasks(evaluator, val_task, val_cold, scores_of(m)), "val")
 
     def on_epoch(record: dict[str, float], history: list[dict[str, float]]) -> None:
         every = cfg.test_curve_every
         if every and (record["epoch"] + 1) % every == 0:
             # Learning-curve monitoring only: never used for model selection.
-            curve = _evaluate(evaluator, test_task, test_cold, scores_of(model))
+            curve = evaluate_tasks(evaluator, test_task, test_cold, scores_of(model))
             record.update(_prefixed(curve, "curve/test"))
         tracker.log(record, step=int(record["epoch"]))
         write_json(out / "history.json", history)
@@ -314,9 +322,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         t0 = time.perf_counter()
         emb = scores_of(model)
         if val_task is not None:
-            metrics.update(_prefixed(_evaluate(evaluator, val_task, val_cold, emb), "val"))
+            metrics.update(_prefixed(evaluate_tasks(evaluator, val_task, val_cold, emb), "val"))
         rows: list[pd.DataFrame] = []
-        metrics.update(_prefixed(_evaluate(evaluator, test_task, test_cold, emb, rows), "test"))
+        metrics.update(
+            _prefixed(evaluate_tasks(evaluator, test_task, test_cold, emb, rows), "test")
+        )
         metrics["time/test_s"] = time.perf_counter() - t0
         # Test metrics per user, for paired significance tests (gnnrec-report).
         per_user = pd.concat(rows, ignore_index=True)

@@ -35,3 +35,9 @@ def wandb_offline_home(tmp_path_factory):
         mp.setenv("WANDB_DATA_DIR", str(tmp_path_factory.mktemp("wandb_data")))
         mp.setenv("WANDB_CACHE_DIR", str(tmp_path_factory.mktemp("wandb_cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One processed-data and embedding cache for the session's real-data runs."""
+    return tmp_path_factory.mktemp("cache")

@@ -20,11 +20,6 @@ FAST = [
 ]
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 def compose(cache_dir, *overrides):
     return compose_config([f"paths.cache_dir={cache_dir}", *FAST, *overrides])
 

@@ -35,19 +35,14 @@ OVERRIDES = [
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory, cache, data_root):
+def logged(tmp_path_factory, cache_dir, data_root):
     """``(run folder, metrics, OfflineRun, WANDB_MODE after the run)``."""
     out = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:
         # W&B stages table artifacts under its data dir: keep them in the test folder.
         mp.setenv("WANDB_DATA_DIR", str(tmp_path_factory.mktemp("wandb_data")))
         mp.setenv("WANDB_MODE", "disabled")  # the tracker's own mode wins, then is restored
-        metrics = train([*OVERRIDES, f"paths.cache_dir={cache}"], output_dir=out)
+        metrics = train([*OVERRIDES, f"paths.cache_dir={cache_dir}"], output_dir=out)
         mode_after = os.environ.get("WANDB_MODE")
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -117,7 +112,7 @@ def test_checkpoint_is_a_model_artifact(logged):
     assert artifact.metadata["file"] == "best.pt"
 
 
-def test_examples_table_shows_titled_unseen_recommendations(logged, cache):
+def test_examples_table_shows_titled_unseen_recommendations(logged, cache_dir):
     out, _, run, _ = logged
     table = run.table("examples")
     refs = [row["examples"] for row in run.history if "examples" in row]
@@ -126,7 +121,7 @@ def test_examples_table_shows_titled_unseen_recommendations(logged, cache):
     csv = pd.read_csv(out / "examples.csv", keep_default_na=False, dtype={"user": str})
     pd.testing.assert_frame_equal(table, csv, check_dtype=False)
 
-    data, split = load_split(compose([*OVERRIDES, f"paths.cache_dir={cache}"]))
+    data, split = load_split(compose([*OVERRIDES, f"paths.cache_dir={cache_dir}"]))
     titles = item_titles(data.items, "movie_title")
     assert table["user_idx"].nunique() == 5
     assert (table["title"] == titles[table["item_idx"]]).all()
@@ -148,7 +143,7 @@ def test_examples_table_shows_titled_unseen_recommendations(logged, cache):
         assert set(rows["user"]) == {str(data.users["user"].iloc[user])}
 
 
-def test_multirun_jobs_share_a_sweep_job_type_and_tag(tmp_path, cache, data_root):
+def test_multirun_jobs_share_a_sweep_job_type_and_tag(tmp_path, cache_dir, data_root):
     """A real Hydra multirun: two jobs in one process, each its own offline run."""
     sweep = tmp_path / "my-sweep"
     cmd = [
@@ -158,7 +153,7 @@ def test_multirun_jobs_share_a_sweep_job_type_and_tag(tmp_path, cache, data_root
         "-m",
         *[o for o in OVERRIDES if not o.startswith(("seed=", "trainer.max_epochs", "tracker.log"))],
         "trainer.max_epochs=1",
-        f"paths.cache_dir={cache}",
+        f"paths.cache_dir={cache_dir}",
         "seed=0,1",
         f"hydra.sweep.dir={sweep}",
     ]

@@ -44,7 +44,7 @@ class StepOutputs:
         """``(user_emb, item_emb)``, the representations scores are made of."""
         if self._final is None:
             if hasattr(self.model, "forward_with_ego"):
-                self._final, self._ego = self.model.forward_with_ego()
+                self._both()
             else:
                 self._final = self.model()
         return self._final
@@ -53,10 +53,13 @@ class StepOutputs:
         """``(user_0, item_0)``, the layer-0 representations L2 applies to."""
         if self._ego is None:
             if hasattr(self.model, "forward_with_ego"):
-                self._final, self._ego = self.model.forward_with_ego()
+                self._both()
             else:
                 self._ego = self.model.ego_embeddings()
         return self._ego
+
+    def _both(self) -> None:
+        self._final, self._ego = self.model.forward_with_ego()
 
 
 def pair_scores(
