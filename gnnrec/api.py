@@ -121,7 +121,7 @@ def evaluate(
     import pandas as pd
     import torch
 
-    from gnnrec.run import _prefixed, evaluate_tasks, prepare
+    from gnnrec.run import _prefixed, evaluate_tasks, per_user_frame, prepare
     from gnnrec.utils.io import load_checkpoint
 
     run_dir = Path(run_dir)
@@ -162,7 +162,7 @@ def evaluate(
                 f"differ, e.g. {key}: saved {old:.6f}, recomputed {new:.6f}); the code, config "
                 "defaults or data changed since the run"
             )
-    per_user = pd.concat(rows, ignore_index=True)
+    per_user = per_user_frame(rows, setup.data, setup.split)
     atomic_write(run_dir / "per_user.parquet", lambda tmp: per_user.to_parquet(tmp, index=False))
     return metrics
 

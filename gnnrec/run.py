@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from gnnrec.data.fingerprint import data_fingerprint, split_fingerprint
 from gnnrec.data.graph import build_graph, normalized_adjacency
 from gnnrec.data.knowledge import knowledge_graph
 from gnnrec.data.preprocess import load_dataset
@@ -42,6 +43,7 @@ __all__ = [
     "build_model",
     "load_split",
     "TextFeatures",
+    "per_user_frame",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,7 @@ def load_split(cfg: DictConfig) -> tuple[InteractionData, Split]:
     source = instantiate(cfg.data.source)
     data = load_dataset(
         source,
-        preprocess=OmegaConf.to_container(cfg.data.preprocess),
+        preprocess=OmegaConf.to_container(cfg.data.preprocess, resolve=True),
         cache_dir=cfg.paths.cache_dir,
     )
     zero_shot = cfg.data.get("zero_shot_domain")
@@ -142,9 +144,8 @@ def load_split(cfg: DictConfig) -> tuple[InteractionData, Split]:
     split = split_interactions(
         data,
         target,
-        seed=cfg.seed,
         zero_shot=bool(zero_shot),
-        **OmegaConf.to_container(cfg.data.split),
+        **OmegaConf.to_container(cfg.data.split, resolve=True),
     )
     if not cfg.data.get("source_edges", True):
         # Ablation: the same held-out rows, but only target-domain training edges.
@@ -187,6 +188,20 @@ def _per_user_rows(name: str, task: RankingTask, values: Mapping[str, torch.Tens
     frame = pd.DataFrame({"task": name, "user_idx": task.users.numpy(), "group": group})
     for key, value in values.items():
         frame[key] = value.numpy()
+    return frame
+
+
+def per_user_frame(rows: list[pd.DataFrame], data: InteractionData, split: Split) -> pd.DataFrame:
+    """The ``per_user.parquet`` table: per-user rows plus raw user ids and fingerprints.
+
+    ``user_id`` is the raw id of the data files, so runs whose preprocessing numbers
+    users differently still pair the same people; ``data_fingerprint`` and
+    ``split_fingerprint`` say whether two runs saw the same data and held-out rows.
+    """
+    frame = pd.concat(rows, ignore_index=True)
+    frame.insert(2, "user_id", data.users["user"].astype(str).to_numpy()[frame["user_idx"]])
+    frame["data_fingerprint"] = data_fingerprint(data)
+    frame["split_fingerprint"] = split_fingerprint(data, split)
     return frame
 
 
@@ -329,7 +344,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         )
         metrics["time/test_s"] = time.perf_counter() - t0
         # Test metrics per user, for paired significance tests (gnnrec-report).
-        per_user = pd.concat(rows, ignore_index=True)
+        per_user = per_user_frame(rows, data, setup.split)
         atomic_write(out / "per_user.parquet", lambda tmp: per_user.to_parquet(tmp, index=False))
         tracker.save(out / "per_user.parquet")
         # A qualitative look: a few test users' top-10 with titles (examples.csv, W&B table).
