@@ -24,14 +24,19 @@ from gnnrec.utils.io import atomic_write
 __all__ = ["compose", "evaluate", "load_run_config", "train"]
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The config ``gnnrec-train <overrides>`` would run (``conf/train.yaml``)."""
+def _as_list(overrides: Sequence[str] | str) -> list[str]:
+    """Overrides as a list; one string is one override (``"model=mf"``), not characters."""
     if isinstance(overrides, str):
-        raise TypeError(
-            f"overrides must be a list of strings, got the string {overrides!r}; "
-            f"write [{overrides!r}]"
-        )
-    return compose_config(list(overrides))
+        return [overrides]
+    return list(overrides)
+
+
+def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
+    """The config ``gnnrec-train <overrides>`` would run (``conf/train.yaml``).
+
+    ``overrides`` is a list of Hydra override strings, or one such string.
+    """
+    return compose_config(_as_list(overrides))
 
 
 def _default_run_dir(cfg: DictConfig) -> Path:
@@ -40,14 +45,14 @@ def _default_run_dir(cfg: DictConfig) -> Path:
 
 
 def train(
-    overrides: Sequence[str] = (),
+    overrides: Sequence[str] | str = (),
     output_dir: str | Path | None = None,
 ) -> dict[str, float]:
     """Train and evaluate one configuration in this process; return its metrics.
 
     Args:
         overrides: Hydra override strings, as on the command line
-            (``["model=mf", "seed=2", "trainer.max_epochs=5"]``).
+            (``["model=mf", "seed=2", "trainer.max_epochs=5"]``), or one string.
         output_dir: The run folder; by default a new time-stamped folder under
             ``<paths.log_dir>/<task_name>/runs/``, as ``gnnrec-train`` makes.
 
@@ -57,7 +62,7 @@ def train(
     """
     from gnnrec.run import run
 
-    overrides = list(overrides)
+    overrides = _as_list(overrides)
     cfg = compose(overrides)
     out = Path(output_dir) if output_dir is not None else _default_run_dir(cfg)
     with open_dict(cfg):
@@ -86,9 +91,29 @@ def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> DictC
     cfg = OmegaConf.load(path)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
+        _upgrade(cfg)
     if overrides:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     return cfg
+
+
+def _upgrade(cfg: DictConfig) -> None:
+    """Bring a config saved by gnnrec 0.1 to the current layout, in place.
+
+    0.1 had ``eval._target_: gnnrec.evaluate.Evaluator`` (now the
+    :class:`~gnnrec.evaluate.Protocol`, same settings), no ``sampler`` group (its
+    sampler was today's ``sampler=domain``), and ``trainer.monitor`` beside
+    ``optimized_metric`` (one key now).
+    """
+    if cfg.eval.get("_target_") == "gnnrec.evaluate.Evaluator":
+        cfg.eval._target_ = "gnnrec.evaluate.Protocol"
+        cfg.eval.tasks = ["main", "cold_item"]
+    if "sampler" not in cfg:
+        cfg.sampler = compose_config().sampler
+        cfg.sampler.seed = cfg.seed
+    monitor = cfg.trainer.pop("monitor", None)
+    if monitor is not None and cfg.get("optimized_metric") is not None:
+        cfg.optimized_metric = monitor
 
 
 def evaluate(
@@ -121,14 +146,14 @@ def evaluate(
     import pandas as pd
     import torch
 
-    from gnnrec.run import _prefixed, evaluate_tasks, per_user_frame, prepare
+    from gnnrec.run import per_user_frame, prepare
     from gnnrec.utils.io import load_checkpoint
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
     setup = prepare(cfg, "cpu")
     model = setup.model
-    if any(p.requires_grad for p in model.parameters()):
+    if model.trainable:
         ckpt_dir = run_dir / "checkpoints"
         if (ckpt_dir / "best.pt").is_file():
             state = load_checkpoint(ckpt_dir / "best.pt")["model"]
@@ -142,11 +167,10 @@ def evaluate(
             )
         model.load_state_dict(state)
     model.eval()
-    _, test_task, _, test_cold = setup.tasks
     with torch.no_grad():
         emb = model()
     rows: list[pd.DataFrame] = []
-    metrics = _prefixed(evaluate_tasks(setup.evaluator, test_task, test_cold, emb, rows), "test")
+    metrics = setup.protocol.evaluate("test", setup.tasks["test"], *emb, per_user=rows)
     saved_path = run_dir / "metrics.json"
     if check and saved_path.is_file():
         saved = json.loads(saved_path.read_text())

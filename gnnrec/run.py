@@ -1,85 +1,122 @@
-"""One run, wired stage by stage: data -> graph -> model -> train -> evaluate -> track.
+"""One run, wired stage by stage: data -> features -> model -> train -> evaluate -> track.
 
 The command line (:mod:`gnnrec.cli`), tests and notebooks all call :func:`run`.
+Everything a config can get wrong is checked before any data is loaded
+(:func:`check_config`): missing values, the monitored key, and whether the model,
+loss and sampler can train together.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
 from gnnrec.data.fingerprint import data_fingerprint, split_fingerprint
-from gnnrec.data.graph import build_graph, normalized_adjacency
 from gnnrec.data.knowledge import knowledge_graph
 from gnnrec.data.preprocess import load_dataset
 from gnnrec.data.schema import InteractionData
 from gnnrec.data.split import Split, split_interactions
-from gnnrec.evaluate.evaluator import Evaluator, RankingTask
-from gnnrec.evaluate.tasks import COLD_ITEM, cold_item_tasks, ranking_tasks
+from gnnrec.errors import ConfigError
+from gnnrec.evaluate.evaluator import RankingTask
+from gnnrec.evaluate.protocol import Protocol
+from gnnrec.evaluate.tasks import MAIN
 from gnnrec.features import encode_cached, item_embeddings, user_profiles
-from gnnrec.models.pop import item_counts
+from gnnrec.models.base import Recommender, TrainingData, build_from_data
 from gnnrec.track.examples import example_recommendations, item_titles
-from gnnrec.train.sampler import BPRSampler
+from gnnrec.train.checks import check_training
 from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
 
 __all__ = [
-    "run",
-    "prepare",
-    "evaluate_tasks",
     "RunSetup",
-    "build_model",
-    "load_split",
     "TextFeatures",
+    "build_model",
+    "check_config",
+    "load_split",
+    "monitor_key",
     "per_user_frame",
+    "prepare",
+    "run",
+    "training_data",
 ]
 
 log = logging.getLogger(__name__)
 
 
-_MISSING_HINTS = {
-    "item_text_emb": "encoder=none is selected; choose a text encoder, e.g. encoder=minilm",
-    "knowledge_graph": "the data has no knowledge graph",
-}
+def check_config(cfg: DictConfig) -> None:
+    """Fail before any work on what the config alone shows to be wrong.
 
+    * a mandatory value left unset (``???``), named by the key the user sets
+      (``data.path``, not an interpolation that reads it);
+    * ``optimized_metric`` that is not a validation key the protocol computes;
+    * a model, loss and sampler that cannot train together (:func:`check_training`).
 
-def build_model(model_cfg: DictConfig, resources: Mapping[str, Callable[[], Any]]) -> nn.Module:
-    """Instantiate a ``_partial_`` model config, passing the run-time objects it asks for.
-
-    ``resources`` maps constructor argument names (``num_users``, ``adj``, ...) to
-    functions that build them; only the ones the constructor takes are built. A
-    resource that is unavailable in this run (``None``, e.g. text embeddings with
-    ``encoder=none``) is passed only to arguments that default to ``None``; a required
-    one fails with the reason.
+    Raises:
+        ConfigError: naming the keys.
     """
-    partial = instantiate(model_cfg)
-    params = inspect.signature(partial.func).parameters
-    kwargs = {
-        name: make()
-        for name, make in resources.items()
-        if name in params and name not in partial.keywords
-    }
-    for name, value in kwargs.items():
-        if value is None and params[name].default is inspect.Parameter.empty:
-            hint = _MISSING_HINTS.get(name, "this run cannot provide it")
-            raise ValueError(f"model {model_cfg.get('_target_')} needs {name!r}: {hint}")
-    return partial(**kwargs)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"missing value(s) for {', '.join(missing)}; set them on the command line, "
+            f"e.g. {missing[0]}=..."
+        )
+    protocol = _protocol(cfg)
+    requested = cfg.get("optimized_metric")
+    if requested is not None:
+        protocol.monitor_key(requested, has_validation=True)
+    model_cls = get_class(cfg.model._target_)
+    if getattr(model_cls, "trains", True):
+        try:
+            check_training(model_cls, instantiate(cfg.loss), instantiate(cfg.sampler))
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
 
 
-def _prefixed(metrics: Mapping[str, float], prefix: str) -> dict[str, float]:
-    return {f"{prefix}/{k}": float(v) for k, v in metrics.items()}
+def _protocol(cfg: DictConfig) -> Protocol:
+    try:
+        return instantiate(cfg.eval)
+    except ValueError as err:
+        raise ConfigError(f"eval: {err}") from err
+
+
+def monitor_key(cfg: DictConfig, has_validation: bool) -> str | None:
+    """The validation key that selects epochs and sweep trials, from ``optimized_metric``.
+
+    ``auto`` follows the configured metrics (``val/all/ndcg@20`` by default) and is
+    ``None`` for data without a validation split (the last epoch is kept).
+    """
+    try:
+        return _protocol(cfg).monitor_key(cfg.get("optimized_metric"), has_validation)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def build_model(model_cfg: DictConfig, data: TrainingData) -> Recommender:
+    """Instantiate a ``_partial_`` model config with the :class:`TrainingData` it names.
+
+    A constructor that rejects a config value (a misspelt key, a value out of range)
+    fails as a :class:`~gnnrec.errors.ConfigError` naming the model.
+    """
+    target = model_cfg.get("_target_")
+    try:
+        model = build_from_data(instantiate(model_cfg), data, "model")
+    except TypeError as err:
+        raise ConfigError(f"model {target}: {err}; check the keys under model.") from err
+    except ValueError as err:
+        raise ConfigError(f"model {target}: {err}") from err
+    if not isinstance(model, Recommender):
+        raise ConfigError(
+            f"model {target} is not a gnnrec.models.Recommender; models subclass it "
+            "(docs/extending.md)"
+        )
+    return model
 
 
 class TextFeatures:
@@ -101,7 +138,7 @@ class TextFeatures:
 
     def encoder(self):
         if not self.enabled:
-            raise ValueError(
+            raise ConfigError(
                 f"model {self.cfg.model.get('_target_')} needs text embeddings but encoder=none "
                 "is selected; choose a text encoder, e.g. encoder=minilm"
             )
@@ -120,7 +157,7 @@ class TextFeatures:
         text = self.cfg.data.text
         column = text.title_column
         if column not in self.data.items.columns:
-            raise ValueError(
+            raise ConfigError(
                 f"data.text.title_column={column!r} is not an item column; available: "
                 f"{list(self.data.items.columns)}"
             )
@@ -154,41 +191,28 @@ def load_split(cfg: DictConfig) -> tuple[InteractionData, Split]:
     return data, split
 
 
-def evaluate_tasks(
-    evaluator: Evaluator,
-    main: RankingTask,
-    cold_items: RankingTask | None,
-    emb,
-    per_user: list[pd.DataFrame] | None = None,
-) -> dict[str, float]:
-    """Group means of ``main`` plus the ``cold_item`` group; optionally per-user rows."""
-    out: dict[str, float] = {}
-    for name, task in (("main", main), (COLD_ITEM, cold_items)):
-        if task is None:
-            continue
-        means, values = evaluator.evaluate(task, *emb, return_per_user=True)
-        if name == COLD_ITEM:
-            means = {k: v for k, v in means.items() if k.startswith(f"{COLD_ITEM}/")}
-        out.update(means)
-        if per_user is not None:
-            per_user.append(_per_user_rows(name, task, values))
-    return out
+def training_data(cfg: DictConfig, data: InteractionData, split: Split) -> TrainingData:
+    """The run's :class:`TrainingData`: training rows, the graph and text features (lazy)."""
+    from gnnrec.data.graph import build_graph
 
-
-def _per_user_rows(name: str, task: RankingTask, values: Mapping[str, torch.Tensor]):
-    """One row per user of ``task``: ``task``, ``user_idx``, ``group``, one column per metric.
-
-    ``group`` is the user's group in that task (``warm``, ``cold``, ``zero_shot`` or
-    ``cold_item``); group means of these rows equal the ``metrics.json`` values.
-    """
-    group = np.full(task.num_users, "", dtype=object)
-    for g, mask in task.groups.items():
-        if g != "all":
-            group[mask.cpu().numpy()] = g
-    frame = pd.DataFrame({"task": name, "user_idx": task.users.numpy(), "group": group})
-    for key, value in values.items():
-        frame[key] = value.numpy()
-    return frame
+    text = TextFeatures(cfg, data, split)
+    builders = {
+        "graph": lambda: build_graph(data.num_users, data.item_domain, data.domains, split.train),
+        "knowledge_graph": lambda: knowledge_graph(data.kg, data.item_entity, data.num_items),
+    }
+    if text.enabled:
+        builders["item_text_emb"] = text.items
+        builders["user_profiles"] = text.profiles
+    return TrainingData(
+        num_users=data.num_users,
+        num_items=data.num_items,
+        domains=tuple(data.domains),
+        item_domain=torch.tensor(data.item_domain, dtype=torch.long),
+        target_domain=split.target_domain_idx,
+        train_users=torch.as_tensor(split.train["user_idx"].to_numpy(), dtype=torch.long),
+        train_items=torch.as_tensor(split.train["item_idx"].to_numpy(), dtype=torch.long),
+        builders=builders,
+    )
 
 
 def per_user_frame(rows: list[pd.DataFrame], data: InteractionData, split: Split) -> pd.DataFrame:
@@ -207,66 +231,55 @@ def per_user_frame(rows: list[pd.DataFrame], data: InteractionData, split: Split
 
 @dataclass
 class RunSetup:
-    """Everything a run builds before training: data, split, model, evaluator, tasks.
+    """Everything a run builds before training.
 
-    ``time_s`` is the seconds this took (data, graph, text features, model): the run's
-    ``time/data_s``.
+    ``tasks`` is ``{"val": {task: RankingTask}, "test": {...}}``; ``time_s`` the seconds
+    this took (data, split, text features the model needs, model): ``time/data_s``.
     """
 
     data: InteractionData
     split: Split
-    model: nn.Module
-    evaluator: Evaluator
-    train_users: torch.Tensor
-    train_items: torch.Tensor
-    tasks: tuple[RankingTask | None, RankingTask, RankingTask | None, RankingTask | None]
+    train: TrainingData
+    model: Recommender
+    protocol: Protocol
+    tasks: dict[str, dict[str, RankingTask]]
+    monitor: str | None
     time_s: float
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.tasks["val"])
 
 
 def prepare(cfg: DictConfig, device: torch.device | str = "cpu") -> RunSetup:
-    """Load and split the data, build the graph and the model, and the ranking tasks.
+    """Check the config, load and split the data, build the model and the ranking tasks.
 
-    ``tasks`` is ``(val, test, val_cold_item, test_cold_item)``; the model is on
-    ``device`` with its initial weights (seeded by ``cfg.seed``).
+    The model is on ``device`` with its initial weights (seeded by the caller).
     """
     t_start = time.perf_counter()
+    check_config(cfg)
     data, split = load_split(cfg)
     log.info("split %s", split.summary())
-    graph = build_graph(data.num_users, data.item_domain, data.domains, split.train)
-    train_users = torch.tensor(split.train["user_idx"].to_numpy(), dtype=torch.long)
-    train_items = torch.tensor(split.train["item_idx"].to_numpy(), dtype=torch.long)
-    text = TextFeatures(cfg, data, split)
-    user_input = cfg.model.get("user_input", "mean")
-    resources = {
-        "num_users": lambda: data.num_users,
-        "num_items": lambda: data.num_items,
-        "adj": lambda: normalized_adjacency(graph),
-        "item_counts": lambda: item_counts(train_items, data.num_items),
-        "item_domain": lambda: torch.tensor(data.item_domain, dtype=torch.long),
-        "target_domain": lambda: split.target_domain_idx,
-        "train_users": lambda: train_users,
-        "train_items": lambda: train_items,
-        "graph": lambda: graph,
-        "knowledge_graph": lambda: knowledge_graph(data.kg, data.item_entity, data.num_items),
-        "item_text_emb": lambda: text.items() if text.enabled else None,
-        "user_text_emb": lambda: text.profiles() if user_input == "profile" else None,
-    }
-    if user_input not in ("mean", "profile"):
-        raise ValueError(f"model.user_input must be 'mean' or 'profile', got {user_input!r}")
-    model = build_model(cfg.model, resources).to(device)
+    train = training_data(cfg, data, split)
+    model = build_model(cfg.model, train).to(device)
     log.info("model %s", model)
-    val_task, test_task = ranking_tasks(split, data.item_domain)
-    val_cold, test_cold = cold_item_tasks(split, data.item_domain)
+    protocol = _protocol(cfg)
+    tasks = protocol.tasks(split, data.item_domain)
     return RunSetup(
         data=data,
         split=split,
+        train=train,
         model=model,
-        evaluator=instantiate(cfg.eval),
-        train_users=train_users,
-        train_items=train_items,
-        tasks=(val_task, test_task, val_cold, test_cold),
+        protocol=protocol,
+        tasks=tasks,
+        monitor=monitor_key(cfg, has_validation=bool(tasks["val"])),
         time_s=time.perf_counter() - t_start,
     )
+
+
+def _embeddings(model: Recommender) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        return model()
 
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
@@ -280,31 +293,29 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         Flat metrics ``"<split>/<group>/<metric>@<k>"`` plus ``best_epoch`` and timings.
     """
     t_start = time.perf_counter()
+    check_config(cfg)
     out = Path(output_dir if output_dir is not None else cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     set_deterministic(cfg.deterministic)
 
-    trainer = instantiate(cfg.trainer)
+    try:
+        trainer = instantiate(cfg.trainer)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     setup = prepare(cfg, trainer.device)
-    data, model, evaluator = setup.data, setup.model, setup.evaluator
-    train_users, train_items = setup.train_users, setup.train_items
-    val_task, test_task, val_cold, test_cold = setup.tasks
-    t_data = setup.time_s
+    data, model, protocol, tasks = setup.data, setup.model, setup.protocol, setup.tasks
+    trainer.monitor = setup.monitor
 
-    def scores_of(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            return m()
-
-    def validate(m: nn.Module) -> dict[str, float]:
-        return _prefixed(evaluate_tasks(evaluator, val_task, val_cold, scores_of(m)), "val")
+    def validate(m: Recommender) -> dict[str, float]:
+        return protocol.evaluate("val", tasks["val"], *_embeddings(m))
 
     def on_epoch(record: dict[str, float], history: list[dict[str, float]]) -> None:
         every = cfg.test_curve_every
         if every and (record["epoch"] + 1) % every == 0:
             # Learning-curve monitoring only: never used for model selection.
-            curve = evaluate_tasks(evaluator, test_task, test_cold, scores_of(model))
-            record.update(_prefixed(curve, "curve/test"))
+            emb = _embeddings(model)
+            record.update(protocol.evaluate("test", tasks["test"], *emb, prefix="curve/"))
         tracker.log(record, step=int(record["epoch"]))
         write_json(out / "history.json", history)
 
@@ -312,13 +323,16 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     tracker.start(cfg, out)
     try:
         metrics: dict[str, float] = {"best_epoch": 0, "time/train_s": 0.0, "time/val_s": 0.0}
-        if any(p.requires_grad for p in model.parameters()):
+        if model.trainable:
+            loss = instantiate(cfg.loss)
+            sampler = build_from_data(instantiate(cfg.sampler), setup.train, "sampler")
+            check_training(model, loss, sampler)
             fit = trainer.fit(
                 model,
-                instantiate(cfg.loss),
-                BPRSampler(train_users, train_items, torch.tensor(data.item_domain), seed=cfg.seed),
-                instantiate(cfg.optimizer)(model.parameters()),
-                validate=validate if val_task is not None else None,
+                loss,
+                sampler,
+                instantiate(cfg.optimizer)(model.parameter_groups()),
+                validate=validate if setup.monitor is not None else None,
                 checkpoint_dir=out / "checkpoints",
                 on_epoch=on_epoch,
             )
@@ -335,13 +349,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
             )
         model.eval()
         t0 = time.perf_counter()
-        emb = scores_of(model)
-        if val_task is not None:
-            metrics.update(_prefixed(evaluate_tasks(evaluator, val_task, val_cold, emb), "val"))
+        emb = _embeddings(model)
+        if setup.has_validation:
+            metrics.update(protocol.evaluate("val", tasks["val"], *emb))
         rows: list[pd.DataFrame] = []
-        metrics.update(
-            _prefixed(evaluate_tasks(evaluator, test_task, test_cold, emb, rows), "test")
-        )
+        metrics.update(protocol.evaluate("test", tasks["test"], *emb, per_user=rows))
         metrics["time/test_s"] = time.perf_counter() - t0
         # Test metrics per user, for paired significance tests (gnnrec-report).
         per_user = per_user_frame(rows, data, setup.split)
@@ -350,11 +362,15 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         # A qualitative look: a few test users' top-10 with titles (examples.csv, W&B table).
         titles = item_titles(data.items, OmegaConf.select(cfg, "data.text.title_column"))
         examples = example_recommendations(
-            *emb, test_task, titles, seed=cfg.seed, user_names=data.users["user"].to_numpy()
+            *emb,
+            tasks["test"][MAIN],
+            titles,
+            seed=cfg.seed,
+            user_names=data.users["user"].to_numpy(),
         )
         atomic_write(out / "examples.csv", lambda tmp: examples.to_csv(tmp, index=False))
         tracker.log_table("examples", examples)
-        metrics["time/data_s"] = t_data
+        metrics["time/data_s"] = setup.time_s
         metrics["time/total_s"] = time.perf_counter() - t_start
         write_json(out / "metrics.json", metrics)
         tracker.finish(summary=metrics)

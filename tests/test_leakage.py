@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from gnnrec.data import FolderSource, load_dataset
-from gnnrec.data.graph import build_graph, interaction_edges, normalized_adjacency
+from gnnrec.data.graph import build_graph, interaction_edges
+from gnnrec.nn import normalized_adjacency
 from gnnrec.data.split import split_interactions
 from gnnrec.evaluate.tasks import ranking_tasks
-from gnnrec.models import Popularity, item_counts
-from gnnrec.train import BPRSampler
+from gnnrec.models import Popularity
+from gnnrec.train import NegativeSampler
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_no_held_out_edge_in_message_passing_graph(pipeline):
 def test_no_held_out_pair_among_training_positives_or_negatives(pipeline):
     data, split, _ = pipeline
     held = held_out_keys(split, data.num_items)
-    sampler = BPRSampler(
+    sampler = NegativeSampler(
         torch.tensor(split.train.user_idx.to_numpy()),
         torch.tensor(split.train.item_idx.to_numpy()),
         torch.tensor(data.item_domain),
@@ -66,7 +67,7 @@ def test_no_held_out_pair_among_training_positives_or_negatives(pipeline):
 
 def test_popularity_counts_only_training_rows(pipeline):
     data, split, _ = pipeline
-    counts = item_counts(torch.tensor(split.train.item_idx.to_numpy()), data.num_items)
+    counts = torch.bincount(torch.tensor(split.train.item_idx.to_numpy()), minlength=data.num_items)
     full = np.bincount(data.interactions.item_idx, minlength=data.num_items)
     held = np.bincount(
         np.concatenate([split.val.item_idx, split.test.item_idx]), minlength=data.num_items

@@ -1,4 +1,4 @@
-"""The heterogeneous cross-domain graph and the LightGCN propagation matrix.
+"""The heterogeneous cross-domain training graph (a PyG :class:`HeteroData`).
 
 Only training interactions enter the graph: :func:`build_graph` takes the ``train``
 table of a :class:`~gnnrec.data.split.Split`, never the raw data.
@@ -8,25 +8,24 @@ relation ``(user, "interacts_<d>", item)`` and its reverse ``(item, "rev_interac
 user)``; every item is linked to its domain by ``(item, "in_domain", domain)`` and
 ``(domain, "has_item", item)``. The item store keeps ``domain`` (the domain index of
 each item), so domains are attributes and relation types, never id ranges.
+
+The propagation operators built from these edges live in :mod:`gnnrec.nn`.
+torch_geometric is imported when a graph is built, not with this module (it costs
+seconds of start-up that runs without a graph-typed model do not need).
 """
 
 from __future__ import annotations
 
-import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
-from torch_geometric.data import HeteroData
 
-__all__ = [
-    "LayerMeanPropagation",
-    "SymmetricSpMM",
-    "bipartite_adjacency",
-    "build_graph",
-    "interaction_edges",
-    "normalized_adjacency",
-]
+if TYPE_CHECKING:
+    from torch_geometric.data import HeteroData
+
+__all__ = ["build_graph", "interaction_edges"]
 
 
 def build_graph(
@@ -46,6 +45,8 @@ def build_graph(
     Returns:
         A :class:`HeteroData` with node types ``user``, ``item`` and ``domain``.
     """
+    from torch_geometric.data import HeteroData
+
     graph = HeteroData()
     graph["user"].num_nodes = num_users
     graph["item"].num_nodes = len(item_domain)
@@ -76,129 +77,3 @@ def interaction_edges(graph: HeteroData) -> torch.Tensor:
         if edge_type[0] == "user" and edge_type[2] == "item"
     ]
     return torch.cat(edges, dim=1) if edges else torch.zeros(2, 0, dtype=torch.long)
-
-
-def normalized_adjacency(
-    graph: HeteroData, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    r"""The symmetric normalised user-item adjacency LightGCN propagates on.
-
-    :func:`bipartite_adjacency` over all domains' training edges of ``graph``.
-
-    Returns:
-        A sparse CSR tensor ``[N, N]``, ``N = num_users + num_items``.
-    """
-    edges = interaction_edges(graph)
-    adj = bipartite_adjacency(
-        edges[0], edges[1], graph["user"].num_nodes, graph["item"].num_nodes, dtype=dtype
-    )
-    return adj.to(device)
-
-
-def bipartite_adjacency(
-    users: torch.Tensor,
-    items: torch.Tensor,
-    num_users: int,
-    num_items: int,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    r"""Symmetric normalised adjacency of a bipartite user-item graph.
-
-    .. math::
-        \tilde{A} = D^{-1/2} A D^{-1/2}, \qquad
-        A = \begin{pmatrix} 0 & R \\ R^\top & 0 \end{pmatrix}
-
-    over ``num_users + num_items`` nodes (users first), with ``R`` the deduplicated
-    binary user-item matrix of the given edges. Nodes with no edge have zero rows.
-
-    Args:
-        users: ``[E]`` user id of every edge.
-        items: ``[E]`` item id of every edge (``0 .. num_items - 1``).
-        num_users: Number of user nodes.
-        num_items: Number of item nodes.
-        dtype: Value dtype (degrees are computed in float64).
-
-    Returns:
-        A sparse CSR tensor ``[num_users + num_items, num_users + num_items]`` on CPU.
-    """
-    users = torch.as_tensor(users, dtype=torch.long).cpu()
-    items = torch.as_tensor(items, dtype=torch.long).cpu()
-    if users.shape != items.shape or users.dim() != 1:
-        raise ValueError(
-            f"users and items must be 1-D and equally long, got {tuple(users.shape)} "
-            f"and {tuple(items.shape)}"
-        )
-    if users.numel() and (
-        users.min() < 0 or users.max() >= num_users or items.min() < 0 or items.max() >= num_items
-    ):
-        raise ValueError(
-            f"edge ids out of range: users must be in [0, {num_users}) and items in "
-            f"[0, {num_items})"
-        )
-    num_nodes = num_users + num_items
-    key = torch.unique(users * num_items + items)
-    row = torch.cat([key // num_items, key % num_items + num_users])
-    col = torch.cat([key % num_items + num_users, key // num_items])
-    deg = torch.bincount(row, minlength=num_nodes).to(torch.float64)
-    inv_sqrt = deg.pow(-0.5)
-    inv_sqrt[deg == 0] = 0.0
-    value = (inv_sqrt[row] * inv_sqrt[col]).to(dtype)
-    order = torch.argsort(row * num_nodes + col)
-    row, col, value = row[order], col[order], value[order]
-    crow = torch.zeros(num_nodes + 1, dtype=torch.long)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            crow, col, value, size=(num_nodes, num_nodes), check_invariants=False
-        )
-
-
-class SymmetricSpMM(torch.autograd.Function):
-    r"""``adj @ x`` for a constant symmetric sparse ``adj``, differentiable in ``x``.
-
-    The gradient of :math:`Y = A X` is :math:`A^\top G = A G`, so the backward pass is
-    the same sparse product. ``torch.addmm`` with ``beta=0`` is used for both: on CPU
-    it takes a faster sparse-dense kernel than the ``@`` operator (see
-    :class:`LayerMeanPropagation`). ``adj`` gets no gradient.
-    """
-
-    @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        ctx.adj = adj
-        return torch.addmm(x, adj, x, beta=0.0)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        grad = grad.contiguous()
-        return None, torch.addmm(grad, ctx.adj, grad, beta=0.0)
-
-
-class LayerMeanPropagation(torch.autograd.Function):
-    r"""LightGCN's layer combination :math:`\sum_{k=0}^{K} \alpha_k \tilde{A}^k X` in one op.
-
-    The map is linear in ``X`` and ``A`` is symmetric, so the gradient is the same
-    polynomial applied to the incoming gradient, evaluated by Horner's rule. No layer
-    output is kept for the backward pass, and each pass is ``K`` sparse products.
-    ``torch.addmm`` computes each ``a_k x + A @ out`` in one call; on CPU it takes a
-    faster sparse-dense kernel than the ``@`` operator (about 4x in an ad-hoc
-    measurement during development).
-    """
-
-    @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor, alpha: tuple[float, ...]):
-        ctx.adj, ctx.alpha = adj, alpha
-        return _layer_polynomial(adj, x, alpha)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, _layer_polynomial(ctx.adj, grad.contiguous(), ctx.alpha), None
-
-
-def _layer_polynomial(adj: torch.Tensor, x: torch.Tensor, alpha: tuple[float, ...]) -> torch.Tensor:
-    # Horner: sum_k a_k A^k x = a_0 x + A(a_1 x + A(a_2 x + ... A(a_K x))), one fused
-    # addmm (a_k x + A @ out) per layer.
-    out = x * alpha[-1]
-    for a in reversed(alpha[:-1]):
-        out = torch.addmm(x, adj, out, beta=a)
-    return out

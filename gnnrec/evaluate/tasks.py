@@ -1,16 +1,37 @@
-"""Validation and test ranking tasks from a split."""
+"""The ranking tasks of a split: who is ranked, against which candidates, with what masked.
+
+* **main** (groups ``warm``, ``cold``, ``zero_shot``, ``all``): every held-out user,
+  ranked against the target domain's *whole catalogue* (every item row of the domain,
+  interacted with or not). Validation masks the user's target training items; test
+  masks training and validation items.
+* **cold_item** (group ``cold_item``): users with a held-out positive that has no
+  training interaction (a *cold item*), ranked against the same candidates with the
+  same masks, counting only the cold positives as truth; their other held-out
+  positives of the split are masked, so they count neither as hits nor as misses.
+* **cold_item_only** (group ``cold_item_only``): the same users and truth, ranked
+  against the cold items only: every target item without a training interaction
+  (the item-cold-start convention). There, knowing which items are new is worth
+  nothing, so a model cannot win by it.
+
+What makes an item cold is its *training* degree, which a model may know; how much
+that knowledge alone is worth among all items is measured by ``model=random
+model.cold_first=true``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from gnnrec.data.split import GROUPS, Split
+from gnnrec.data.split import Split
 from gnnrec.evaluate.evaluator import RankingTask
+from gnnrec.keys import COLD_ITEM, COLD_ITEM_ONLY, USER_GROUPS
 
-__all__ = ["COLD_ITEM", "cold_item_tasks", "ranking_tasks"]
+__all__ = ["TASKS", "cold_item_tasks", "cold_items", "ranking_tasks", "split_tasks"]
 
-COLD_ITEM = "cold_item"
+MAIN = "main"
+TASKS = (MAIN, COLD_ITEM, COLD_ITEM_ONLY)
+"""Task names, as in ``per_user.parquet``'s ``task`` column."""
 
 
 def _pairs(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +48,7 @@ def _task(
     if groups is None:
         groups = {
             g: np.unique(truth.loc[truth["group"] == g, "user_idx"].to_numpy(np.int64))
-            for g in GROUPS
+            for g in USER_GROUPS
         }
     users, items = _pairs(truth)
     ex_users, ex_items = _pairs(ex)
@@ -40,17 +61,15 @@ def _target(split: Split, item_domain: np.ndarray) -> tuple[np.ndarray, pd.DataF
     return candidates, train_target
 
 
+def cold_items(split: Split, item_domain: np.ndarray) -> np.ndarray:
+    """Target-domain items without any training interaction (sorted ids)."""
+    candidates, _ = _target(split, item_domain)
+    seen = np.unique(split.train["item_idx"].to_numpy(np.int64))
+    return candidates[~np.isin(candidates, seen)]
+
+
 def ranking_tasks(split: Split, item_domain: np.ndarray) -> tuple[RankingTask | None, RankingTask]:
-    """Full-ranking tasks over every target-domain item.
-
-    Validation masks each user's training items; test masks training and validation
-    items. Users are grouped ``warm`` / ``cold`` / ``zero_shot`` as in the split
-    (``all`` is added by the task).
-
-    Returns:
-        ``(val_task, test_task)``; ``val_task`` is ``None`` when the split has no
-        validation rows.
-    """
+    """The main tasks ``(val, test)``; ``val`` is ``None`` without validation rows."""
     candidates, train_target = _target(split, item_domain)
     val = _task(split.val, [train_target], candidates) if len(split.val) else None
     test = _task(split.test, [train_target, split.val], candidates)
@@ -58,31 +77,45 @@ def ranking_tasks(split: Split, item_domain: np.ndarray) -> tuple[RankingTask | 
 
 
 def cold_item_tasks(
-    split: Split, item_domain: np.ndarray
+    split: Split, item_domain: np.ndarray, only: bool = False
 ) -> tuple[RankingTask | None, RankingTask | None]:
-    """Tasks whose ground truth is the held-out positives that never occur in training.
+    """The cold-item tasks ``(val, test)``, each ``None`` without a cold positive.
 
-    A *cold item* has no training interaction in any domain. Every user with at least
-    one cold-item positive is evaluated (one group, ``cold_item``) with the same
-    candidates and masks as :func:`ranking_tasks`; the user's other (warm-item)
-    positives of the same split are masked too, so they count neither as hits nor as
-    misses. ID-only models can only rank such items from their random initialisation;
-    text features give them a representation.
-
-    Returns:
-        ``(val_task, test_task)``, each ``None`` when no held-out positive is a cold item.
+    Args:
+        split: The split.
+        item_domain: ``[num_items]`` domain of every item.
+        only: Rank among the cold items only (``cold_item_only``) instead of among all
+            target items (``cold_item``).
     """
     candidates, train_target = _target(split, item_domain)
-    seen = np.unique(split.train["item_idx"].to_numpy(np.int64))
+    cold = cold_items(split, item_domain)
+    name = COLD_ITEM_ONLY if only else COLD_ITEM
+    pool = cold if only else candidates
 
     def build(truth: pd.DataFrame, exclude: list[pd.DataFrame]) -> RankingTask | None:
         if not len(truth):
             return None
-        cold = ~np.isin(truth["item_idx"].to_numpy(np.int64), seen)
-        if not cold.any():
+        is_cold = np.isin(truth["item_idx"].to_numpy(np.int64), cold)
+        if not is_cold.any():
             return None
-        rows = truth[cold]
-        groups = {COLD_ITEM: np.unique(rows["user_idx"].to_numpy(np.int64))}
-        return _task(rows, [*exclude, truth[~cold]], candidates, groups)
+        rows = truth[is_cold]
+        groups = {name: np.unique(rows["user_idx"].to_numpy(np.int64))}
+        return _task(rows, [*exclude, truth[~is_cold]], pool, groups)
 
     return build(split.val, [train_target]), build(split.test, [train_target, split.val])
+
+
+def split_tasks(split: Split, item_domain: np.ndarray) -> dict[str, dict[str, RankingTask]]:
+    """``{"val": {task: RankingTask}, "test": {...}}`` for every task that has users."""
+    out: dict[str, dict[str, RankingTask]] = {"val": {}, "test": {}}
+    pairs = {
+        MAIN: ranking_tasks(split, item_domain),
+        COLD_ITEM: cold_item_tasks(split, item_domain),
+        COLD_ITEM_ONLY: cold_item_tasks(split, item_domain, only=True),
+    }
+    for name, (val, test) in pairs.items():
+        if val is not None:
+            out["val"][name] = val
+        if test is not None:
+            out["test"][name] = test
+    return out

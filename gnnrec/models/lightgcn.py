@@ -11,12 +11,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from gnnrec.data.graph import LayerMeanPropagation
+from gnnrec.models.base import Recommender
+from gnnrec.nn import LayerMeanPropagation
 
 __all__ = ["LightGCN"]
 
 
-class LightGCN(nn.Module):
+class LightGCN(Recommender):
     r"""LightGCN: linear propagation on the normalised user-item graph.
 
     .. math::
@@ -33,7 +34,7 @@ class LightGCN(nn.Module):
         num_users: Number of users.
         num_items: Number of items (all domains).
         adj: Sparse CSR ``[num_users + num_items]^2`` normalised adjacency
-            (:func:`gnnrec.data.graph.normalized_adjacency`), users first.
+            (:func:`gnnrec.nn.bipartite_adjacency`), users first.
         embedding_dim: Embedding size (paper: 64).
         num_layers: Propagation layers ``K`` (paper: 3).
         alpha: Layer weights ``alpha_0..alpha_K``; ``None`` gives the paper's uniform

@@ -6,15 +6,18 @@ Potentials" (AlphaRec), 2024. https://arxiv.org/abs/2407.05441
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gnnrec.data.graph import LayerMeanPropagation
+from gnnrec.models.base import Recommender, StepOutputs
+from gnnrec.nn import LayerMeanPropagation
 
-__all__ = ["LightGCNText", "mean_item_embedding"]
+__all__ = ["LightGCNText", "mean_item_embedding", "user_text_input"]
+
+USER_INPUTS = ("mean", "profile")
 
 
 def mean_item_embedding(
@@ -33,7 +36,39 @@ def mean_item_embedding(
     return out / count[:, None].to(item_emb.dtype)
 
 
-class LightGCNText(nn.Module):
+def user_text_input(
+    user_input: str,
+    item_text: Tensor,
+    train_users: Tensor,
+    train_items: Tensor,
+    num_users: int,
+    user_profiles: Callable[[], Tensor] | None,
+) -> Tensor:
+    """``[num_users, d]`` user text vectors: the mean of training items or profile texts.
+
+    Raises:
+        ValueError: For an unknown ``user_input``, or ``"profile"`` without profiles
+            (``encoder=none``) or with profiles of the wrong shape.
+    """
+    if user_input not in USER_INPUTS:
+        raise ValueError(f"model.user_input must be one of {USER_INPUTS}, got {user_input!r}")
+    if user_input == "mean":
+        return mean_item_embedding(item_text, train_users, train_items, num_users)
+    if user_profiles is None:
+        raise ValueError(
+            "model.user_input=profile needs profile-text embeddings; choose a text encoder, "
+            "e.g. encoder=minilm"
+        )
+    profiles = user_profiles().detach().float().cpu()
+    if profiles.shape != (num_users, item_text.size(1)):
+        raise ValueError(
+            f"profile embeddings must be [{num_users}, {item_text.size(1)}], got "
+            f"{tuple(profiles.shape)}"
+        )
+    return profiles
+
+
+class LightGCNText(Recommender):
     r"""AlphaRec-style LightGCN: a learnable MLP maps frozen text embeddings to layer 0.
 
     .. math::
@@ -60,11 +95,11 @@ class LightGCNText(nn.Module):
         item_text_emb: ``[num_items, d_text]`` frozen item text embeddings.
         train_users: Training interactions' users (for the mean-of-items user input).
         train_items: Training interactions' items.
-        user_text_emb: ``[num_users, d_text]`` profile-text embeddings; when given they
-            replace the mean of the training items.
+        user_profiles: A function returning ``[num_users, d_text]`` profile-text
+            embeddings (:attr:`gnnrec.models.TrainingData.user_profiles`); called only
+            with ``user_input="profile"``, since encoding profiles is costly.
         user_input: ``"mean"`` (mean of training items' embeddings) or ``"profile"``
-            (``user_text_emb``, required then); the run encodes profiles only for
-            ``"profile"``.
+            (``user_profiles``, required then).
         embedding_dim: Output size of the projection.
         hidden_dim: Hidden size of the two-layer MLP (``0``: a single linear map).
         num_layers: Propagation layers ``K``.
@@ -85,7 +120,7 @@ class LightGCNText(nn.Module):
         item_text_emb: Tensor,
         train_users: Tensor,
         train_items: Tensor,
-        user_text_emb: Tensor | None = None,
+        user_profiles: Callable[[], Tensor] | None = None,
         user_input: str = "mean",
         embedding_dim: int = 64,
         hidden_dim: int = 256,
@@ -101,11 +136,6 @@ class LightGCNText(nn.Module):
                 f"item_text_emb must have num_items = {num_items} rows, got "
                 f"{tuple(item_text_emb.shape)}"
             )
-        if user_text_emb is not None and user_text_emb.shape != (num_users, item_text_emb.size(1)):
-            raise ValueError(
-                f"user_text_emb must be [{num_users}, {item_text_emb.size(1)}], got "
-                f"{tuple(user_text_emb.shape)}"
-            )
         if alpha is None:
             alpha = [1.0 / (num_layers + 1)] * (num_layers + 1)
         if len(alpha) != num_layers + 1:
@@ -117,18 +147,11 @@ class LightGCNText(nn.Module):
         self.embedding_dim, self.hidden_dim, self.num_layers = embedding_dim, hidden_dim, num_layers
         self.alpha = tuple(float(a) for a in alpha)
         self.normalize, self.init_std = normalize, init_std
-        if user_input not in ("mean", "profile"):
-            raise ValueError(f"user_input must be 'mean' or 'profile', got {user_input!r}")
-        if user_input == "profile" and user_text_emb is None:
-            raise ValueError("user_input='profile' needs user_text_emb (profile embeddings)")
-        if user_input == "mean":
-            user_text_emb = None
         self.user_input = user_input
         item_text = item_text_emb.detach().float().cpu()
-        if user_text_emb is None:
-            user_text = mean_item_embedding(item_text, train_users, train_items, num_users)
-        else:
-            user_text = user_text_emb.detach().float().cpu()
+        user_text = user_text_input(
+            user_input, item_text, train_users, train_items, num_users, user_profiles
+        )
         self.register_buffer("text", torch.cat([user_text, item_text]), persistent=False)
         self.adj = adj
         d_text = item_text.size(1)
@@ -163,8 +186,8 @@ class LightGCNText(nn.Module):
         """Layer-0 representations, the ones L2 regularisation applies to."""
         return self.layer0().split([self.num_users, self.num_items])
 
-    def forward_with_ego(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-        """``(forward(), ego_embeddings())`` from one pass of the MLP (the step's main cost)."""
+    def encode(self) -> StepOutputs:
+        """``forward()`` and ``ego_embeddings()`` from one pass of the MLP (the step's main cost)."""
         x0 = self.layer0()
         x = x0
         if self.num_layers:
@@ -175,11 +198,11 @@ class LightGCNText(nn.Module):
         if self.normalize:
             x = F.normalize(x, dim=-1)
         sizes = [self.num_users, self.num_items]
-        return tuple(x.split(sizes)), tuple(x0.split(sizes))
+        return StepOutputs(tuple(x.split(sizes)), tuple(x0.split(sizes)))
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """Propagated (and optionally normalised) user and item representations."""
-        return self.forward_with_ego()[0]
+        return self.encode().final
 
     def __repr__(self) -> str:
         return (

@@ -1,21 +1,15 @@
-"""Ranking losses for embedding recommenders.
+"""Ranking losses, scored through the model's own :meth:`~gnnrec.models.Recommender.score`.
 
-Every loss is called as ``loss(model, users, pos, neg)`` with a batch of
-``(user, positive item, negative item)`` triples from the sampler. Models opt into
-three hooks; each has a default, so a plain ``forward() -> (user_emb, item_emb)``
-model needs none of them:
+Every loss is called as ``loss(model, users, pos, neg)`` with a sampler batch
+(``users [B]``, ``pos [B]``, ``neg [B, K]``). It asks the model for one
+:meth:`~gnnrec.models.Recommender.encode` pass, scores pairs only through
+``model.score`` / ``model.score_matrix``, and adds ``l2 * model.regularization(...)``
+and ``model.auxiliary_loss()``. A model with its own scoring (EMCDR's per-domain user
+factors, BiTGCF's per-domain users) is therefore trained on the scores it is ranked by.
 
-* ``model.pair_scores(users, pos, neg) -> (s_pos, s_neg)``: the scores of the pairs
-  (default: dot products of ``forward()``'s embeddings). Models whose score depends on
-  the pair's domain (EMCDR, BiTGCF) define it.
-* ``model.regularized(users, pos, neg) -> list[Tensor]``: the tensors the L2 term
-  applies to (default: the batch rows of ``ego_embeddings()``).
-* ``model.auxiliary_loss(users, pos, neg) -> Tensor``: an extra term added as is
-  (default: none); EMCDR's mapping loss.
-
-A model whose layer-0 representations are costly (a text projection) also defines
-``model.forward_with_ego() -> ((user_emb, item_emb), (user_0, item_0))``: the losses then
-make one pass per step for the scores and the L2 term (:class:`StepOutputs`).
+What a loss needs from the batch is declared (:attr:`needs_sampled_negatives`,
+:attr:`shares_negatives`), so :func:`gnnrec.train.check_training` can refuse, at start,
+a combination that cannot work.
 """
 
 from __future__ import annotations
@@ -24,150 +18,128 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BPRLoss", "SoftmaxLoss", "StepOutputs", "pair_scores", "l2_terms"]
+from gnnrec.models.base import Recommender
+
+__all__ = ["BPRLoss", "RankingLoss", "SoftmaxLoss"]
 
 
-class StepOutputs:
-    """A model's outputs within one loss evaluation, each computed at most once.
+class RankingLoss(nn.Module):
+    """Base of the losses: the L2 and auxiliary terms, and what the loss needs.
 
-    :meth:`final` is ``model()``; :meth:`ego` is ``model.ego_embeddings()``. A model with
-    ``forward_with_ego`` gives both from one pass, so its layer 0 is not recomputed for
-    the L2 term.
+    Args:
+        l2: Coefficient of :meth:`~gnnrec.models.Recommender.regularization`.
     """
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self._final: tuple[Tensor, Tensor] | None = None
-        self._ego: tuple[Tensor, Tensor] | None = None
+    needs_sampled_negatives: bool = True
+    """Whether the loss needs ``K >= 1`` sampled negatives per pair."""
 
-    def final(self) -> tuple[Tensor, Tensor]:
-        """``(user_emb, item_emb)``, the representations scores are made of."""
-        if self._final is None:
-            if hasattr(self.model, "forward_with_ego"):
-                self._both()
-            else:
-                self._final = self.model()
-        return self._final
+    shares_negatives: bool = False
+    """Whether a row is ranked against other rows' items (of any domain)."""
 
-    def ego(self) -> tuple[Tensor, Tensor]:
-        """``(user_0, item_0)``, the layer-0 representations L2 applies to."""
-        if self._ego is None:
-            if hasattr(self.model, "forward_with_ego"):
-                self._both()
-            else:
-                self._ego = self.model.ego_embeddings()
-        return self._ego
+    def __init__(self, l2: float = 0.0) -> None:
+        super().__init__()
+        if l2 < 0:
+            raise ValueError(f"loss.l2 must be >= 0, got {l2}")
+        self.l2 = float(l2)
 
-    def _both(self) -> None:
-        self._final, self._ego = self.model.forward_with_ego()
+    def ranking(self, model: Recommender, out, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        raise NotImplementedError
 
-
-def pair_scores(
-    model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor, step: StepOutputs | None = None
-) -> tuple[Tensor, Tensor]:
-    """Scores of ``(users, pos)`` and ``(users, neg)``, through the model's hook if any."""
-    if hasattr(model, "pair_scores"):
-        return model.pair_scores(users, pos, neg)
-    user_emb, item_emb = (step or StepOutputs(model)).final()
-    u = user_emb[users]
-    return (u * item_emb[pos]).sum(-1), (u * item_emb[neg]).sum(-1)
+    def forward(self, model: Recommender, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        """The batch's loss; ``neg`` is ``[B, K]`` (a ``[B]`` tensor is one negative per row)."""
+        if neg.dim() == 1:
+            neg = neg.unsqueeze(1)
+        out = model.encode()
+        loss = self.ranking(model, out, users, pos, neg)
+        if self.l2:
+            loss = loss + self.l2 * model.regularization(out, users, pos, neg)
+        return loss + model.auxiliary_loss()
 
 
-def l2_terms(
-    model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor, step: StepOutputs | None = None
-) -> list[Tensor]:
-    """The batch's layer-0 parameters the L2 term applies to."""
-    if hasattr(model, "regularized"):
-        return list(model.regularized(users, pos, neg))
-    if not hasattr(model, "ego_embeddings") and not hasattr(model, "forward_with_ego"):
-        return []
-    user0, item0 = (step or StepOutputs(model)).ego()
-    return [user0[users], item0[pos], item0[neg]]
-
-
-def _auxiliary(model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor | float:
-    return model.auxiliary_loss(users, pos, neg) if hasattr(model, "auxiliary_loss") else 0.0
-
-
-class BPRLoss(nn.Module):
+class BPRLoss(RankingLoss):
     r"""Bayesian personalised ranking with L2 on the batch's layer-0 embeddings.
 
     .. math::
-        \mathcal{L} = \frac{1}{|B|}\sum_{(u,i,j) \in B} -\ln\sigma(\hat{y}_{ui} - \hat{y}_{uj})
-        + \lambda \frac{1}{2|B|} \sum_{(u,i,j) \in B}
-          \left(\|\mathbf{e}^{(0)}_u\|^2 + \|\mathbf{e}^{(0)}_i\|^2 + \|\mathbf{e}^{(0)}_j\|^2\right)
+        \mathcal{L} = \frac{1}{|B|K}\sum_{(u,i) \in B}\sum_{j=1}^{K}
+        -\ln\sigma(\hat{y}_{ui} - \hat{y}_{uj})
+        + \lambda \frac{1}{2|B|} \sum_{(u,i) \in B}
+          \Big(\|\mathbf{e}^{(0)}_u\|^2 + \|\mathbf{e}^{(0)}_i\|^2
+          + \sum_{j}\|\mathbf{e}^{(0)}_j\|^2\Big)
 
-    as in the LightGCN paper's code (:math:`\lambda` = 1e-4 there). Rendle et al.,
-    "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009.
+    as in the LightGCN paper's code (:math:`K = 1`, :math:`\lambda` = 1e-4 there).
+    Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI 2009.
 
     Args:
         l2: The L2 coefficient :math:`\lambda`.
     """
 
     def __init__(self, l2: float = 1e-4) -> None:
-        super().__init__()
-        self.l2 = l2
+        super().__init__(l2)
 
-    def forward(self, model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        step = StepOutputs(model)
-        score_pos, score_neg = pair_scores(model, users, pos, neg, step)
-        loss = F.softplus(score_neg - score_pos).mean()
-        if self.l2:
-            reg = sum(t.square().sum() for t in l2_terms(model, users, pos, neg, step))
-            loss = loss + self.l2 * 0.5 * reg / users.numel()
-        return loss + _auxiliary(model, users, pos, neg)
+    def ranking(self, model: Recommender, out, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        score_pos = model.score(out, users, pos)
+        score_neg = model.score(out, users, neg)
+        return F.softplus(score_neg - score_pos.unsqueeze(1)).mean()
 
     def extra_repr(self) -> str:
         return f"l2={self.l2}"
 
 
-class SoftmaxLoss(nn.Module):
-    r"""Sampled-softmax (InfoNCE) loss over cosine similarities, as in AlphaRec.
+class SoftmaxLoss(RankingLoss):
+    r"""Sampled-softmax (InfoNCE) loss over the model's scores, as in AlphaRec.
 
-    For each triple the positive competes with the batch's negatives (its own and those
-    of every other row, ``|B|`` in all; a negative equal to the row's positive is
-    masked):
+    Each positive competes with a set :math:`N_u` of negatives:
 
     .. math::
         \mathcal{L} = -\frac{1}{|B|}\sum_{(u,i) \in B}
-        \ln \frac{\exp(\cos(\mathbf{e}_u, \mathbf{e}_i)/\tau)}
-        {\exp(\cos(\mathbf{e}_u, \mathbf{e}_i)/\tau) + \sum_{j \in N_B}
-        \exp(\cos(\mathbf{e}_u, \mathbf{e}_j)/\tau)}
+        \ln \frac{\exp(\hat{y}_{ui}/\tau)}
+        {\exp(\hat{y}_{ui}/\tau) + \sum_{j \in N_u} \exp(\hat{y}_{uj}/\tau)}
         + \lambda \frac{1}{2|B|}\sum \|\mathbf{e}^{(0)}\|^2
 
-    Sheng et al., "Language Representations Can be What Recommenders Need", 2024
-    (AlphaRec: InfoNCE with :math:`\tau` = 0.15 and sampled negatives); Oord et al.,
-    "Representation Learning with Contrastive Predictive Coding", 2018.
+    With ``in_batch_negatives`` (the default), :math:`N_u` is shared by the batch: every
+    row's sampled negatives, or, with a sampler that draws none (``sampler=in_batch``),
+    the batch's positives; an entry equal to the row's positive is masked. Otherwise
+    :math:`N_u` is the row's own ``K`` sampled negatives. With ``model=lightgcn_text``
+    (``normalize: true``) the scores are cosines, AlphaRec's setting.
 
-    Negatives are drawn from the positive's domain by the sampler, so on cross-domain
-    data the batch mixes domains; the loss then also separates domains, which is
-    harmless for within-domain ranking.
+    Sheng et al., "Language Representations Can be What Recommenders Need", 2024
+    (AlphaRec: InfoNCE with :math:`\tau` = 0.15); Oord et al., "Representation Learning
+    with Contrastive Predictive Coding", 2018.
+
+    Shared negatives come from the batch's rows, so on cross-domain data they mix
+    domains: a model whose scores depend on the item's domain (EMCDR, BiTGCF) cannot be
+    trained that way, and :func:`gnnrec.train.check_training` refuses it.
 
     Args:
         temperature: :math:`\tau`.
         l2: The L2 coefficient :math:`\lambda` on layer-0 parameters.
+        in_batch_negatives: Share the batch's negatives across rows.
     """
 
-    def __init__(self, temperature: float = 0.15, l2: float = 0.0) -> None:
-        super().__init__()
+    def __init__(
+        self, temperature: float = 0.15, l2: float = 0.0, in_batch_negatives: bool = True
+    ) -> None:
+        super().__init__(l2)
         if temperature <= 0:
             raise ValueError(f"loss.temperature must be positive, got {temperature}")
-        self.temperature, self.l2 = temperature, l2
+        self.temperature = float(temperature)
+        self.in_batch_negatives = bool(in_batch_negatives)
+        self.shares_negatives = self.in_batch_negatives
+        self.needs_sampled_negatives = not self.in_batch_negatives
 
-    def forward(self, model: nn.Module, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        step = StepOutputs(model)
-        user_emb, item_emb = step.final()
-        u = F.normalize(user_emb[users], dim=-1)
-        p = F.normalize(item_emb[pos], dim=-1)
-        n = F.normalize(item_emb[neg], dim=-1)
-        pos_logit = (u * p).sum(-1, keepdim=True)
-        neg_logit = (u @ n.t()).masked_fill(pos[:, None] == neg[None, :], float("-inf"))
+    def ranking(self, model: Recommender, out, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+        pos_logit = model.score(out, users, pos).unsqueeze(1)
+        if self.in_batch_negatives:
+            shared = neg.reshape(-1) if neg.numel() else pos
+            neg_logit = model.score_matrix(out, users, shared)
+            neg_logit = neg_logit.masked_fill(pos[:, None] == shared[None, :], float("-inf"))
+        else:
+            neg_logit = model.score(out, users, neg)
         logits = torch.cat([pos_logit, neg_logit], dim=1) / self.temperature
-        loss = -logits.log_softmax(dim=1)[:, 0].mean()
-        if self.l2:
-            reg = sum(t.square().sum() for t in l2_terms(model, users, pos, neg, step))
-            loss = loss + self.l2 * 0.5 * reg / users.numel()
-        return loss + _auxiliary(model, users, pos, neg)
+        return -logits.log_softmax(dim=1)[:, 0].mean()
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, l2={self.l2}"
+        return (
+            f"temperature={self.temperature}, l2={self.l2}, "
+            f"in_batch_negatives={self.in_batch_negatives}"
+        )

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gnnrec.models.base import Recommender
+
 __all__ = ["MF"]
 
 
-class MF(nn.Module):
+class MF(Recommender):
     r"""Matrix factorisation: :math:`\hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i`.
 
     Users and items of every domain share one embedding table each, so a user's

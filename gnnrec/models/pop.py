@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from gnnrec.models.base import Recommender
 
 __all__ = ["Popularity"]
 
 
-class Popularity(nn.Module):
+class Popularity(Recommender):
     r"""Popularity ranking: :math:`\hat{y}_{ui} = |\{v : (v, i) \in \mathcal{D}_{train}\}|`.
 
     Scores are training interaction counts; ranked over the target domain's items this
@@ -23,6 +25,8 @@ class Popularity(nn.Module):
     Shapes:
         forward: ``() -> ([num_users, 1], [num_items, 1])``
     """
+
+    trains = False
 
     def __init__(self, num_users: int, item_counts: Tensor) -> None:
         super().__init__()
@@ -42,8 +46,3 @@ class Popularity(nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.num_users}, {self.item_counts.numel()})"
-
-
-def item_counts(items: Tensor, num_items: int) -> Tensor:
-    """Training interaction count of every item."""
-    return torch.bincount(items, minlength=num_items)

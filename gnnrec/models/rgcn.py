@@ -15,13 +15,15 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import RGCNConv
 
 from gnnrec.data.knowledge import KnowledgeGraph, RelationalGraph, relational_graph
+from gnnrec.models.base import Recommender, StepOutputs
+from gnnrec.nn import SparseMatmul
 
 __all__ = ["RGCN"]
 
 DECODERS = ("dot", "distmult")
 
 
-class RGCN(nn.Module):
+class RGCN(Recommender):
     r"""Relational GCN encoder with a dot-product or DistMult user-item decoder.
 
     The training :class:`HeteroData` (and, with ``use_kg``, the knowledge graph) is
@@ -200,10 +202,10 @@ class RGCN(nn.Module):
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """User and item representations; DistMult's relation is folded into the users."""
-        return self.forward_with_ego()[0]
+        return self.encode().final
 
-    def forward_with_ego(self) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
-        """``(forward(), ego_embeddings())``, projecting the item text once."""
+    def encode(self) -> StepOutputs:
+        """``forward()`` and ``ego_embeddings()``, projecting the item text once."""
         item0 = self.item_features()
         x0 = torch.cat([self.user_embedding.weight, item0, self.node_embedding.weight])
         with torch.autocast(x0.device.type, enabled=False):
@@ -222,7 +224,7 @@ class RGCN(nn.Module):
         users, items = h[:num_out].split([self.num_users, self.num_items])
         if self.relation is not None:
             users = users * self.relation
-        return (users, items), (self.user_embedding.weight, item0)
+        return StepOutputs((users, items), (self.user_embedding.weight, item0))
 
     def __repr__(self) -> str:
         if self.num_bases is not None:
@@ -338,7 +340,7 @@ class _RelationalOperator(nn.Module):
         matrix, matrix_t = self._matrix(name, (rows, cols)), self._matrix(f"{name}_t", (cols, rows))
         if matrix.dtype != x.dtype:
             matrix, matrix_t = matrix.to(x.dtype), matrix_t.to(x.dtype)
-        return _SparseMatmul.apply(matrix, matrix_t, x)
+        return SparseMatmul.apply(matrix, matrix_t, x)
 
     def gather(self, x: Tensor) -> Tensor:
         """``[num_rows, d]`` per-relation rows from node features ``[num_nodes, d]``."""
@@ -347,21 +349,3 @@ class _RelationalOperator(nn.Module):
     def scatter(self, h: Tensor) -> Tensor:
         """``[num_targets, d]`` sums of the transformed rows ``[num_rows, d]``."""
         return self._product("scatter", self.num_targets, self.num_rows, h)
-
-
-def _spmm(adj: Tensor, x: Tensor) -> Tensor:
-    # addmm with beta=0 (the input is ignored) takes a faster CPU kernel than ``@``.
-    return torch.addmm(x.new_empty(adj.size(0), x.size(1)), adj, x, beta=0.0)
-
-
-class _SparseMatmul(torch.autograd.Function):
-    """``adj @ x`` with the gradient ``adj_t @ grad``; ``adj`` gets no gradient."""
-
-    @staticmethod
-    def forward(ctx, adj: Tensor, adj_t: Tensor, x: Tensor) -> Tensor:
-        ctx.adj_t = adj_t
-        return _spmm(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return None, None, _spmm(ctx.adj_t, grad.contiguous())

@@ -7,15 +7,18 @@ Recommender Systems", ECIR 2024.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-from torch import Tensor, nn
+from collections.abc import Callable
 
-from gnnrec.models.lightgcn_text import mean_item_embedding
+import torch.nn.functional as F
+from torch import Tensor
+
+from gnnrec.models.base import Recommender
+from gnnrec.models.lightgcn_text import user_text_input
 
 __all__ = ["TextZeroShot"]
 
 
-class TextZeroShot(nn.Module):
+class TextZeroShot(Recommender):
     r"""No training: :math:`\hat{y}_{ui} = \cos(\mathbf{t}_u, \mathbf{t}_i)`.
 
     :math:`\mathbf{t}_i` is the item's text embedding; :math:`\mathbf{t}_u` the
@@ -28,12 +31,15 @@ class TextZeroShot(nn.Module):
         item_text_emb: ``[num_items, d]`` item text embeddings.
         train_users: Training interactions' users (mean-of-items fallback).
         train_items: Training interactions' items.
-        user_text_emb: ``[num_users, d]`` profile-text embeddings, or ``None``.
-        user_input: ``"profile"`` (``user_text_emb``, required then) or ``"mean"``.
+        user_profiles: A function returning ``[num_users, d]`` profile-text embeddings
+            (called only with ``user_input="profile"``).
+        user_input: ``"profile"`` (``user_profiles``, required then) or ``"mean"``.
 
     Shapes:
         forward: ``() -> ([num_users, d], [num_items, d])``, unit rows.
     """
+
+    trains = False
 
     def __init__(
         self,
@@ -41,24 +47,13 @@ class TextZeroShot(nn.Module):
         item_text_emb: Tensor,
         train_users: Tensor,
         train_items: Tensor,
-        user_text_emb: Tensor | None = None,
+        user_profiles: Callable[[], Tensor] | None = None,
         user_input: str = "mean",
     ) -> None:
         super().__init__()
-        if user_input not in ("mean", "profile"):
-            raise ValueError(f"user_input must be 'mean' or 'profile', got {user_input!r}")
-        if user_input == "profile" and user_text_emb is None:
-            raise ValueError("user_input='profile' needs user_text_emb (profile embeddings)")
         self.user_input = user_input
         item = item_text_emb.detach().float().cpu()
-        if user_input == "mean":
-            user = mean_item_embedding(item, train_users, train_items, num_users)
-        else:
-            user = user_text_emb.detach().float().cpu()
-        if user.shape != (num_users, item.size(1)):
-            raise ValueError(
-                f"user_text_emb must be [{num_users}, {item.size(1)}], got {tuple(user.shape)}"
-            )
+        user = user_text_input(user_input, item, train_users, train_items, num_users, user_profiles)
         self.register_buffer("user", F.normalize(user, dim=-1), persistent=False)
         self.register_buffer("item", F.normalize(item, dim=-1), persistent=False)
 

@@ -1,6 +1,7 @@
-"""Training: triple sampling and the trainer loop."""
+"""Training: batches of pairs and negatives, compatibility checks, the trainer loop."""
 
-from gnnrec.train.sampler import BPRSampler
+from gnnrec.train.checks import check_training
+from gnnrec.train.sampler import InBatchSampler, NegativeSampler
 from gnnrec.train.trainer import FitResult, Trainer
 
-__all__ = ["BPRSampler", "FitResult", "Trainer"]
+__all__ = ["FitResult", "InBatchSampler", "NegativeSampler", "Trainer", "check_training"]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from gnnrec.train.sampler import BPRSampler
+from gnnrec.train.sampler import NegativeSampler
 from gnnrec.utils.io import load_checkpoint, save_checkpoint
 from gnnrec.utils.runtime import resolve_device, resolve_precision
 
@@ -35,8 +35,9 @@ class FitResult:
         best_value: The monitored metric at ``best_epoch`` (``nan`` without validation).
         history: One record per epoch: ``epoch``, ``train/loss``, ``time/epoch_s`` and
             the validation metrics of epochs that were evaluated.
-        train_time_s: Seconds spent in training steps.
-        eval_time_s: Seconds spent in validation.
+        train_time_s: Seconds spent in training steps, over every epoch of ``history``
+            (a resumed run adds the time recorded in its checkpoint).
+        eval_time_s: Seconds spent in validation, likewise.
         stopped_early: Whether patience ran out.
         stopped_on_time: Whether the time budget (``max_time_min``) ended training.
     """
@@ -57,7 +58,9 @@ class Trainer:
         max_epochs: Upper bound on epochs.
         batch_size: Training pairs per step.
         patience: Stop after this many validations without improvement (0 disables).
-        monitor: Validation metric key to maximise, e.g. ``"val/all/ndcg@20"``.
+        monitor: Validation metric key to maximise, e.g. ``"val/all/ndcg@20"``; the run
+            sets it from ``optimized_metric`` (one key for both). ``None``: no model
+            selection (the last epoch is kept).
         eval_every: Validate every this many epochs.
         limit_train_batches: Steps per epoch: an int count or a float fraction; ``None``
             for all.
@@ -79,7 +82,7 @@ class Trainer:
         max_epochs: int = 1000,
         batch_size: int = 2048,
         patience: int = 20,
-        monitor: str = "val/all/ndcg@20",
+        monitor: str | None = None,
         eval_every: int = 1,
         limit_train_batches: int | float | None = None,
         fast_dev_run: bool = False,
@@ -103,7 +106,7 @@ class Trainer:
         self.monitor = monitor
         self.eval_every = eval_every
         self.limit_train_batches = 1 if fast_dev_run else limit_train_batches
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, key="device")
         self.autocast_dtype, use_scaler = resolve_precision(precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.checkpoint = checkpoint
@@ -111,7 +114,7 @@ class Trainer:
         self.progress = progress
         self.max_time_min = max_time_min
 
-    def _batches_per_epoch(self, sampler: BPRSampler) -> int:
+    def _batches_per_epoch(self, sampler: NegativeSampler) -> int:
         full = sampler.num_batches(self.batch_size)
         limit = self.limit_train_batches
         if limit is None:
@@ -141,7 +144,7 @@ class Trainer:
         self,
         model: nn.Module,
         loss: nn.Module,
-        sampler: BPRSampler,
+        sampler: NegativeSampler,
         optimizer: torch.optim.Optimizer,
         validate: Validate | None = None,
         checkpoint_dir: str | Path | None = None,
@@ -176,6 +179,8 @@ class Trainer:
                 float(state["best_value"]),
             )
             result.history = list(state["history"])
+            result.train_time_s = float(state.get("train_time_s", 0.0))
+            result.eval_time_s = float(state.get("eval_time_s", 0.0))
             bad_evals = int(state["bad_evals"])
             best_state = state.get("best_model")
             log.info("resumed from %s at epoch %d", resume, start_epoch)
@@ -193,13 +198,15 @@ class Trainer:
             result.train_time_s += record["time/epoch_s"]
             improved = False
             if validate is not None and (epoch + 1) % self.eval_every == 0:
+                if self.monitor is None:
+                    raise ValueError("Trainer.fit got validate but no monitor key to select on")
                 t0 = time.perf_counter()
                 model.eval()
                 metrics = validate(model)
                 result.eval_time_s += time.perf_counter() - t0
                 if self.monitor not in metrics:
                     raise KeyError(
-                        f"trainer.monitor={self.monitor!r} is not a validation metric; "
+                        f"optimized_metric={self.monitor!r} is not a validation metric; "
                         f"available: {sorted(metrics)[:12]}..."
                     )
                 record.update(metrics)
@@ -229,6 +236,8 @@ class Trainer:
                     "best_value": result.best_value,
                     "bad_evals": bad_evals,
                     "history": result.history,
+                    "train_time_s": result.train_time_s,
+                    "eval_time_s": result.eval_time_s,
                 }
                 if best_state is not None:
                     state["best_model"] = best_state
@@ -266,7 +275,7 @@ class Trainer:
         self,
         model: nn.Module,
         loss: nn.Module,
-        sampler: BPRSampler,
+        sampler: NegativeSampler,
         optimizer: torch.optim.Optimizer,
         steps: int,
         epoch: int,

@@ -25,13 +25,21 @@ def set_deterministic(enabled: bool) -> None:
     torch.use_deterministic_algorithms(enabled, warn_only=False)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch."""
+def resolve_device(device: str, key: str = "device") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch.
+
+    ``key`` is the config key the user sets (the top-level ``device``), for messages.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"{key}={device!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.device={device!r} but CUDA is not available; use auto or cpu")
+        raise ValueError(f"{key}={device!r} but CUDA is not available; use {key}=auto or {key}=cpu")
     return dev
 
 

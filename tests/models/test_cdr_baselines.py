@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from gnnrec.config import compose_config
-from gnnrec.data.graph import SymmetricSpMM, bipartite_adjacency
-from gnnrec.models import EMCDR, BiTGCF, BPRLoss
-from gnnrec.train.sampler import BPRSampler
+from gnnrec.nn import SymmetricSpMM, bipartite_adjacency
+from gnnrec.models import EMCDR, BiTGCF, BPRLoss, TrainingData
+from gnnrec.run import build_model
+from gnnrec.train.sampler import NegativeSampler
 
 # Users 0..4; items 0..2 in the source domain (0), items 3..5 in the target domain (1).
 # User 0: both domains (overlap); 1: source only (cold-start in the target);
@@ -19,6 +19,7 @@ TINY = dict(
     num_users=5,
     num_items=6,
     item_domain=ITEM_DOMAIN,
+    domains=("src", "tgt"),
     target_domain=1,
     train_users=TRAIN_USERS,
     train_items=TRAIN_ITEMS,
@@ -94,7 +95,7 @@ def test_emcdr_cold_user_gets_mapped_source_factor():
 
 def test_emcdr_mapping_loss_trains_only_the_mapping():
     model = emcdr(mapping_weight=2.0)
-    loss = model.auxiliary_loss(torch.tensor([2]), torch.tensor([4]), torch.tensor([5]))
+    loss = model.auxiliary_loss()
     source = model.source_user.weight[[0, 3]]
     target = model.target_user.weight[[0, 3]]
     expected = 2.0 * (model.mapping(source) - target).square().mean()
@@ -109,8 +110,11 @@ def test_emcdr_mapping_loss_trains_only_the_mapping():
 def test_emcdr_target_triple_touches_only_target_factors():
     model = emcdr()
     users, pos, neg = torch.tensor([0]), torch.tensor([3]), torch.tensor([5])
-    s_pos, s_neg = model.pair_scores(users, pos, neg)
+    s_pos = model.score(model.encode(), users, pos)
     torch.testing.assert_close(s_pos[0], model.target_user.weight[0] @ model.item.weight[3])
+    # for target items, training scores are what the evaluator ranks by
+    user_emb, item_emb = model()
+    torch.testing.assert_close(s_pos[0], user_emb[0] @ item_emb[3])
     model.mapping_weight = 0.0
     BPRLoss(l2=0.1)(model, users, pos, neg).backward()
     g = grads(model)
@@ -123,11 +127,35 @@ def test_emcdr_target_triple_touches_only_target_factors():
 
 def test_emcdr_source_triple_uses_source_factors():
     model = emcdr(mapping="linear")
-    s_pos, _ = model.pair_scores(torch.tensor([1]), torch.tensor([2]), torch.tensor([0]))
+    out = model.encode()
+    s_pos = model.score(out, torch.tensor([1]), torch.tensor([2]))
     torch.testing.assert_close(s_pos[0], model.source_user.weight[1] @ model.item.weight[2])
     assert isinstance(model.mapping, torch.nn.Linear) and model.mapping.bias is None
-    terms = model.regularized(torch.tensor([1]), torch.tensor([2]), torch.tensor([0]))
-    torch.testing.assert_close(terms[0], model.source_user.weight[[1]])
+    reg = model.regularization(out, torch.tensor([1]), torch.tensor([2]), torch.tensor([[0]]))
+    w = model.source_user.weight[1], model.item.weight[2], model.item.weight[0]
+    torch.testing.assert_close(reg, 0.5 * sum(v.square().sum() for v in w))
+
+
+def test_emcdr_mapping_l2_is_the_mapping_groups_weight_decay():
+    model = emcdr(mapping_l2=0.3)
+    groups = model.parameter_groups()
+    mapping = {id(p) for p in model.mapping.parameters()}
+    assert [g.get("weight_decay") for g in groups] == [None, 0.3]
+    assert {id(p) for p in groups[1]["params"]} == mapping
+    assert not mapping & {id(p) for p in groups[0]["params"]}
+    opt = torch.optim.Adam(groups, lr=0.1, weight_decay=0.01)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.3]
+
+
+@pytest.mark.parametrize("cls", [EMCDR, BiTGCF])
+def test_cross_domain_models_refuse_single_domain_data(cls):
+    one = {**TINY, "item_domain": torch.zeros(6, dtype=torch.long), "domains": ("only",)}
+    with pytest.raises(ValueError, match=f"model {cls.__name__} transfers .* one domain"):
+        cls(**{**one, "target_domain": 0})
+    # two domains, but no source-domain training edge at all
+    target_only = {**TINY, "train_users": torch.tensor([2]), "train_items": torch.tensor([4])}
+    with pytest.raises(ValueError, match="training interactions in the source domain"):
+        cls(**target_only)
 
 
 def test_emcdr_argument_errors():
@@ -143,7 +171,7 @@ def test_emcdr_argument_errors():
 
 
 def test_bitgcf_shapes_repr_and_transfer_weights():
-    model = bitgcf()
+    model = bitgcf(specific_lambda=1.0)
     users, items = model()
     assert users.shape == (5, 4) and items.shape == (6, 4)
     assert repr(model) == "BiTGCF(5, 6, dim=4, num_layers=2)"
@@ -176,9 +204,9 @@ def test_bitgcf_matches_dense_reference():
     torch.testing.assert_close(users, ref[5:10])
     torch.testing.assert_close(items, ref[10:])
     source, target, _ = model.propagate()
-    s_pos, s_neg = model.pair_scores(
-        torch.tensor([0, 0]), torch.tensor([0, 3]), torch.tensor([2, 5])
-    )
+    out = model.encode()
+    s_pos = model.score(out, torch.tensor([0, 0]), torch.tensor([0, 3]))
+    s_neg = model.score(out, torch.tensor([0, 0]), torch.tensor([[2], [5]])).squeeze(1)
     torch.testing.assert_close(s_pos, torch.stack([source[0] @ items[0], target[0] @ items[3]]))
     torch.testing.assert_close(s_neg, torch.stack([source[0] @ items[2], target[0] @ items[5]]))
 
@@ -192,7 +220,10 @@ def test_bitgcf_cold_user_target_representation_comes_from_its_source_edges():
     users = torch.cat([TRAIN_USERS[TRAIN_USERS != 1], torch.tensor([1])])
     items = torch.cat([TRAIN_ITEMS[TRAIN_USERS != 1], torch.tensor([0])])
     other = BiTGCF(
-        **{**TINY, "train_users": users, "train_items": items}, embedding_dim=4, num_layers=2
+        **{**TINY, "train_users": users, "train_items": items},
+        embedding_dim=4,
+        num_layers=2,
+        specific_lambda=model.specific_lambda,
     )
     other.load_state_dict(model.state_dict())
     assert not torch.allclose(other()[0][1], target[1])
@@ -211,8 +242,11 @@ def test_bitgcf_gradients_cross_domains_only_through_common_users():
     assert g["target_user.weight"][0].abs().sum() > 0
     model.zero_grad()
     # target triple of target-only user 2: its source embedding is never used
-    terms = model.regularized(torch.tensor([2]), torch.tensor([4]), torch.tensor([3]))
-    torch.testing.assert_close(terms[0], model.target_user.weight[[2]])
+    reg = model.regularization(
+        model.encode(), torch.tensor([2]), torch.tensor([4]), torch.tensor([[3]])
+    )
+    w = model.target_user.weight[2], model.item.weight[4], model.item.weight[3]
+    torch.testing.assert_close(reg, 0.5 * sum(v.square().sum() for v in w))
     BPRLoss(l2=0.1)(model, torch.tensor([2]), torch.tensor([4]), torch.tensor([3])).backward()
     assert model.source_user.weight.grad[2].abs().sum() == 0
     assert model.target_user.weight.grad[1].abs().sum() == 0  # cold user's target row
@@ -231,7 +265,8 @@ def test_bitgcf_argument_errors():
 @pytest.mark.parametrize("name", ["emcdr", "bitgcf"])
 def test_model_config_builds_from_run_resources(name, tmp_path):
     cfg = compose_config([f"model={name}", f"paths.cache_dir={tmp_path}"])
-    model = instantiate(cfg.model)(**TINY)  # the resources the run passes by name
+    data = TrainingData(**{k: v for k, v in TINY.items() if k != "num_items"}, num_items=6)
+    model = build_model(cfg.model, data)  # the fields the run passes by name
     assert model()[0].shape == (5, 64)
 
 
@@ -290,13 +325,14 @@ def test_short_bpr_fit_beats_random_on_warm_and_cold_users(cls, kwargs):
         num_users,
         len(item_domain),
         item_domain,
+        ("src", "tgt"),
         1,
         users,
         items,
         embedding_dim=16,
         **kwargs,
     )
-    sampler = BPRSampler(users, items, item_domain, seed=0)
+    sampler = NegativeSampler(users, items, item_domain, seed=0)
     loss_fn = BPRLoss(l2=1e-4)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     steps = 0

@@ -7,7 +7,7 @@ from gnnrec.data import knowledge_graph
 from gnnrec.data.graph import build_graph, interaction_edges
 from gnnrec.models import RGCN, BPRLoss
 from gnnrec.models.rgcn import _relational_conv
-from gnnrec.train.sampler import BPRSampler
+from gnnrec.train.sampler import NegativeSampler
 
 NUM_USERS, NUM_ITEMS = 4, 6
 COLD_ITEM = 5  # no training edge
@@ -244,7 +244,7 @@ def test_training_beats_random_ranking(one_thread):
     torch.manual_seed(0)
     model = RGCN(num_users, num_items, graph, embedding_dim=16, num_bases=2)
     users, items = (torch.tensor(train[c].to_numpy()) for c in ("user_idx", "item_idx"))
-    sampler = BPRSampler(users, items, torch.tensor(item_domain), seed=0)
+    sampler = NegativeSampler(users, items, torch.tensor(item_domain), seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     loss_fn = BPRLoss(l2=1e-4)
     steps = 0

@@ -4,8 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gnnrec.data.graph import build_graph, normalized_adjacency
-from gnnrec.models import BPRLoss, LightGCNText, SoftmaxLoss, TextZeroShot, mean_item_embedding
+from gnnrec.data.graph import build_graph
+from gnnrec.nn import normalized_adjacency
+from gnnrec.models import (
+    BPRLoss,
+    LightGCNText,
+    Recommender,
+    SoftmaxLoss,
+    TextZeroShot,
+    mean_item_embedding,
+)
 
 
 def _toy(num_users=4, num_items=6, dim=8, seed=0):
@@ -55,13 +63,23 @@ def test_cold_item_is_scored_from_its_text():
 
 def test_profile_input_replaces_the_mean_and_is_required():
     text, adj, users, items = _toy()
-    with pytest.raises(ValueError, match="needs user_text_emb"):
+    with pytest.raises(ValueError, match="needs profile-text embeddings"):
         LightGCNText(4, 6, adj, text, users, items, user_input="profile")
     profile = torch.randn(4, 8)
-    model = LightGCNText(4, 6, adj, text, users, items, user_text_emb=profile, user_input="profile")
+    calls = []
+
+    def profiles():
+        calls.append(1)
+        return profile
+
+    model = LightGCNText(4, 6, adj, text, users, items, user_profiles=profiles, user_input="profile")
     assert torch.equal(model.text[:4], profile)
-    mean = LightGCNText(4, 6, adj, text, users, items)
+    # mean users never encode profiles, even when they are available
+    mean = LightGCNText(4, 6, adj, text, users, items, user_profiles=profiles)
     assert torch.allclose(mean.text[:4], mean_item_embedding(text, users, items, 4))
+    assert calls == [1]
+    with pytest.raises(ValueError, match="must be \\[4, 8\\]"):
+        LightGCNText(4, 6, adj, text, users, items, lambda: profile[:3], user_input="profile")
 
 
 @pytest.mark.parametrize("loss", [BPRLoss(l2=1e-4), SoftmaxLoss(temperature=0.2)])
@@ -102,15 +120,16 @@ def test_loss_makes_one_mlp_pass_and_matches_two_separate_passes():
             assert torch.allclose(a.grad, b.grad, atol=1e-6)
         optimizer.step()
         fresh.load_state_dict(model.state_dict())
-    (u, i), (u0, i0) = model.forward_with_ego()
+    (u, i), (u0, i0) = model.encode().final, model.encode().ego
     torch.testing.assert_close(torch.cat([u, i]), torch.cat(model()))
     torch.testing.assert_close(torch.cat([u0, i0]), torch.cat(model.ego_embeddings()))
 
 
 def test_softmax_loss_by_hand():
-    class Fixed(torch.nn.Module):
-        def forward(self):
-            return torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    class Fixed(Recommender):
+        def forward(self):  # unit vectors: scores are cosines, as lightgcn_text's
+            items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+            return torch.tensor([[1.0, 0.0]]), F.normalize(items, dim=1)
 
     loss = SoftmaxLoss(temperature=0.5)
     # user 0, pos item 0, batch negatives {1, 0}: negative 0 equals the positive -> masked.
@@ -124,12 +143,18 @@ def test_softmax_loss_by_hand():
         / (torch.exp(torch.tensor(2 * c)) + 1 + torch.exp(torch.tensor(2.0)))
     )
     assert value.item() == pytest.approx(((row0 + row1) / 2).item(), rel=1e-6)
+    # Own negatives only (two per row): row 0 sees items 1 and 2, row 1 items 1 and 0.
+    own = SoftmaxLoss(temperature=0.5, in_batch_negatives=False)
+    value = own(Fixed(), torch.tensor([0, 0]), torch.tensor([0, 2]), torch.tensor([[1, 2], [1, 0]]))
+    e = torch.exp
+    row0 = -torch.log(e(torch.tensor(2.0)) / (e(torch.tensor(2.0)) + 1 + e(torch.tensor(2 * c))))
+    assert value.item() == pytest.approx(((row0 + row1) / 2).item(), rel=1e-6)
 
 
 def test_text_zeroshot_is_cosine_of_texts():
     text, _, users, items = _toy()
     profile = torch.randn(4, 8)
-    model = TextZeroShot(4, text, users, items, user_text_emb=profile, user_input="profile")
+    model = TextZeroShot(4, text, users, items, user_profiles=lambda: profile, user_input="profile")
     u, i = model()
     expected = F.cosine_similarity(profile[:, None], text[None], dim=-1)
     assert torch.allclose(u @ i.t(), expected, atol=1e-6)

@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from gnnrec.data.graph import build_graph, normalized_adjacency
+from gnnrec.data.graph import build_graph
+from gnnrec.nn import normalized_adjacency
 from gnnrec.models import MF, BPRLoss, LightGCN
-from gnnrec.train import BPRSampler, Trainer
+from gnnrec.train import NegativeSampler, Trainer
 from gnnrec.utils.io import load_checkpoint
 
 
@@ -32,9 +33,15 @@ def fit(problem, tmp_path, validate=None, **kwargs):
     adj, sampler_args = problem
     torch.manual_seed(0)
     model = LightGCN(30, 20, adj, embedding_dim=8, num_layers=2)
-    sampler = BPRSampler(*sampler_args, seed=0)
+    sampler = NegativeSampler(*sampler_args, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    kwargs = {"progress": False, "device": "cpu", "batch_size": 16, **kwargs}
+    kwargs = {
+        "progress": False,
+        "device": "cpu",
+        "batch_size": 16,
+        "monitor": "val/all/ndcg@20",
+        **kwargs,
+    }
     trainer = Trainer(**kwargs)
     result = trainer.fit(model, BPRLoss(), sampler, opt, validate, tmp_path / "checkpoints")
     return model, result
@@ -73,6 +80,9 @@ def test_resume_continues_exactly(problem, tmp_path):
     resumed, result = fit(problem, tmp_path / "part", max_epochs=6, resume=str(tmp_path / "part"))
     assert [r["epoch"] for r in result.history] == list(range(6))
     torch.testing.assert_close(resumed.embedding.weight, full.embedding.weight)
+    # the training time covers every epoch of the history, not only the resumed ones
+    per_epoch = sum(r["time/epoch_s"] for r in result.history)
+    assert result.train_time_s == pytest.approx(per_epoch, rel=1e-9)
 
 
 def test_resume_missing_checkpoint_is_a_clear_error(problem, tmp_path):
@@ -84,14 +94,14 @@ def test_limits_and_fast_dev_run(problem, tmp_path):
     _, result = fit(problem, tmp_path, fast_dev_run=True, max_epochs=50)
     assert len(result.history) == 1
     t = Trainer(limit_train_batches=0.5, batch_size=16, progress=False, device="cpu")
-    sampler = BPRSampler(*problem[1])
+    sampler = NegativeSampler(*problem[1])
     assert t._batches_per_epoch(sampler) == -(-sampler.num_batches(16) // 2)
     with pytest.raises(ValueError, match="limit_train_batches"):
         Trainer(limit_train_batches=1.5, device="cpu")._batches_per_epoch(sampler)
 
 
 def test_unknown_monitor_key_names_available_metrics(problem, tmp_path):
-    with pytest.raises(KeyError, match="trainer.monitor='val/all/ndcg@20'"):
+    with pytest.raises(KeyError, match="optimized_metric='val/all/ndcg@20'"):
         fit(problem, tmp_path, validate=lambda m: {"val/all/recall@20": 0.0}, max_epochs=1)
 
 
@@ -100,14 +110,15 @@ def test_mf_trains_with_same_trainer(problem, tmp_path):
     model = MF(30, 20, embedding_dim=8)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     result = Trainer(max_epochs=3, batch_size=16, progress=False, device="cpu").fit(
-        model, BPRLoss(), BPRSampler(*sampler_args), opt
+        model, BPRLoss(), NegativeSampler(*sampler_args), opt
     )
     assert len(result.history) == 3
 
 
 def test_bad_devices_and_precision():
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        # the message names the top-level key the user sets (device=), not trainer.device
+        with pytest.raises(ValueError, match="^device='cuda' but CUDA is not available"):
             Trainer(device="cuda")
         with pytest.raises(ValueError, match="needs a CUDA device"):
             Trainer(device="cpu", precision="bf16-mixed")

@@ -1,0 +1,175 @@
+"""The evaluation protocol as one object: tasks from split + catalogue, metrics, monitor key.
+
+``conf/eval/default.yaml`` instantiates :class:`Protocol`. A run asks it for the tasks
+of its split once (:meth:`Protocol.tasks`), then for the metrics of a model's
+embeddings on a split (:meth:`Protocol.evaluate`), and for the validation key that
+selects epochs and sweep trials (:meth:`Protocol.monitor_key`). What is ranked and
+masked is defined in :mod:`gnnrec.evaluate.tasks`; how ties count in
+:mod:`gnnrec.evaluate.metrics`; the whole contract in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from gnnrec.data.split import Split
+from gnnrec.evaluate.evaluator import Evaluator, RankingTask
+from gnnrec.evaluate.metrics import METRIC_NAMES
+from gnnrec.evaluate.tasks import MAIN, TASKS, split_tasks
+from gnnrec.keys import ALL, GROUPS, SPLITS, metric_key, parse_metric_key
+
+__all__ = ["AUTO", "Protocol"]
+
+AUTO = "auto"
+_PREFERRED = ("ndcg", 20)
+
+
+class Protocol:
+    """Full-ranking (and optional sampled) evaluation of every task of a split.
+
+    Args:
+        ks: Cut-offs ``K`` of the full-ranking metrics.
+        metrics: Full-ranking metric names (the table in :mod:`gnnrec.evaluate.metrics`).
+        batch_size: Users scored at once.
+        sampled_negatives: Negatives per held-out pair of the sampled protocol (0: off).
+        sampled_ks: Cut-offs of the sampled metrics.
+        seed: Seed of the sampled negatives (the same for every model).
+        tasks: Tasks to evaluate, of ``main``, ``cold_item``, ``cold_item_only``.
+    """
+
+    def __init__(
+        self,
+        ks: Sequence[int] = (10, 20, 50),
+        metrics: Sequence[str] = METRIC_NAMES,
+        batch_size: int = 4096,
+        sampled_negatives: int = 0,
+        sampled_ks: Sequence[int] = (10,),
+        seed: int = 0,
+        tasks: Sequence[str] = TASKS,
+    ) -> None:
+        self.evaluator = Evaluator(
+            ks=ks,
+            metrics=metrics,
+            batch_size=batch_size,
+            sampled_negatives=sampled_negatives,
+            sampled_ks=sampled_ks,
+            seed=seed,
+        )
+        unknown = sorted(set(tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"eval.tasks has unknown task(s) {unknown}; choose from {TASKS}")
+        if MAIN not in tasks:
+            raise ValueError(f"eval.tasks must include {MAIN!r}, got {list(tasks)}")
+        self.task_names = tuple(tasks)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.evaluator!r}, tasks={list(self.task_names)})"
+
+    def metric_names(self) -> list[str]:
+        """``"<metric>@<k>"`` of every value this protocol reports per group."""
+        ev = self.evaluator
+        names = [f"{m}@{k}" for m in ev.metrics for k in ev.ks]
+        if ev.sampled_negatives:
+            names += [f"sampled_{m}@{k}" for m in ("hr", "ndcg") for k in ev.sampled_ks]
+        return names
+
+    def tasks(self, split: Split, item_domain: np.ndarray) -> dict[str, dict[str, RankingTask]]:
+        """``{"val": {task: RankingTask}, "test": {...}}`` over the whole target catalogue."""
+        built = split_tasks(split, item_domain)
+        return {s: {n: t for n, t in built[s].items() if n in self.task_names} for s in built}
+
+    def evaluate(
+        self,
+        split: str,
+        tasks: dict[str, RankingTask],
+        user_emb: Tensor,
+        item_emb: Tensor,
+        per_user: list[pd.DataFrame] | None = None,
+        prefix: str = "",
+    ) -> dict[str, float]:
+        """Metrics ``"<prefix><split>/<group>/<metric>@<k>"`` of every task of ``split``.
+
+        The cold-item tasks report their own group only (their ``all`` would repeat it).
+        With ``per_user``, one frame per task is appended: ``task``, ``user_idx``,
+        ``group`` and one column per metric; group means of those rows equal the
+        returned values.
+        """
+        out: dict[str, float] = {}
+        for name, task in tasks.items():
+            means, values = self.evaluator.evaluate(task, user_emb, item_emb, return_per_user=True)
+            for key, value in means.items():
+                group = key.split("/", 1)[0]
+                if name != MAIN and group == ALL:
+                    continue
+                out[f"{prefix}{split}/{key}"] = float(value)
+            if per_user is not None:
+                per_user.append(_per_user_rows(name, task, values))
+        return out
+
+    def monitor_key(self, requested: str | None, has_validation: bool) -> str | None:
+        """The validation key that selects epochs and sweep trials (``optimized_metric``).
+
+        ``"auto"`` is ``val/all/ndcg@20`` when NDCG and K = 20 are configured, else the
+        first configured metric and cut-off; without a validation split it is ``None``
+        (train for ``trainer.max_epochs``, keep the last epoch, return nothing to a
+        sweeper). An explicit key must be a validation key this protocol computes.
+
+        Raises:
+            ValueError: naming ``optimized_metric`` and what is configured.
+        """
+        if requested is None:
+            return None
+        if requested == AUTO:
+            if not has_validation:
+                return None
+            ev = self.evaluator
+            metric = _PREFERRED[0] if _PREFERRED[0] in ev.metrics else ev.metrics[0]
+            k = _PREFERRED[1] if _PREFERRED[1] in ev.ks else ev.ks[0]
+            return metric_key("val", ALL, metric, k)
+        key = parse_metric_key(requested)
+        if key is None or key.prefix or key.k is None:
+            raise ValueError(
+                f"optimized_metric={requested!r} is not a metric key; write "
+                f"'<split>/<group>/<metric>@<k>', e.g. {metric_key('val', ALL, *_PREFERRED)!r}, "
+                "or auto"
+            )
+        if key.split != SPLITS[0]:
+            raise ValueError(
+                f"optimized_metric={requested!r} selects on the {key.split} split; model "
+                "selection must use validation keys (val/...) so test numbers stay unseen"
+            )
+        if not has_validation:
+            raise ValueError(
+                f"optimized_metric={requested!r}, but this data has no validation split "
+                "(a fixed split without val rows); set optimized_metric=auto (the last epoch "
+                "is kept) or optimized_metric=null"
+            )
+        if key.group not in GROUPS:
+            raise ValueError(
+                f"optimized_metric={requested!r}: unknown group {key.group!r}; groups: "
+                f"{list(GROUPS)}"
+            )
+        name = f"{key.metric}@{key.k}"
+        if name not in self.metric_names():
+            raise ValueError(
+                f"optimized_metric={requested!r} is not computed: eval.metrics and eval.ks "
+                f"give {self.metric_names()}"
+            )
+        return requested
+
+
+def _per_user_rows(name: str, task: RankingTask, values: dict[str, Tensor]) -> pd.DataFrame:
+    """One row per user of ``task``: ``task``, ``user_idx``, ``group``, one column per metric."""
+    group = np.full(task.num_users, "", dtype=object)
+    for g, mask in task.groups.items():
+        if g != ALL:
+            group[mask.cpu().numpy()] = g
+    frame = pd.DataFrame({"task": name, "user_idx": task.users.numpy(), "group": group})
+    for key, value in values.items():
+        frame[key] = torch.as_tensor(value).numpy()
+    return frame
