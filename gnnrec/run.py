@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,7 +62,7 @@ def check_config(cfg: DictConfig) -> None:
     Raises:
         ConfigError: naming the keys.
     """
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = sorted(_missing_keys(cfg))
     if missing:
         raise ConfigError(
             f"missing value(s) for {', '.join(missing)}; set them on the command line, "
@@ -74,16 +75,46 @@ def check_config(cfg: DictConfig) -> None:
     model_cls = get_class(cfg.model._target_)
     if getattr(model_cls, "trains", True):
         try:
-            check_training(model_cls, instantiate(cfg.loss), instantiate(cfg.sampler))
+            check_training(model_cls, _instantiate(cfg.loss), _instantiate(cfg.sampler))
         except ValueError as err:
             raise ConfigError(str(err)) from err
 
 
-def _protocol(cfg: DictConfig) -> Protocol:
+def _missing_keys(node, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is ``???``; interpolations are not resolved."""
+    out = []
+    for key in node:
+        full = f"{prefix}{key}"
+        if OmegaConf.is_missing(node, key):
+            out.append(full)
+            continue
+        if OmegaConf.is_interpolation(node, key):
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            out += _missing_keys(child, f"{full}.")
+    return out
+
+
+def _instantiate(node: DictConfig, **kwargs):
+    """``instantiate`` whose rejection of a config value is a :class:`ConfigError`.
+
+    Hydra wraps a constructor's ``ValueError`` in its own exception with the call in the
+    message; the user sees the constructor's message, which names the key.
+    """
     try:
-        return instantiate(cfg.eval)
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, ValueError | TypeError):
+            raise ConfigError(str(cause)) from cause
+        raise
     except ValueError as err:
-        raise ConfigError(f"eval: {err}") from err
+        raise ConfigError(str(err)) from err
+
+
+def _protocol(cfg: DictConfig) -> Protocol:
+    return _instantiate(cfg.eval)
 
 
 def monitor_key(cfg: DictConfig, has_validation: bool) -> str | None:
@@ -299,10 +330,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     seed_everything(cfg.seed)
     set_deterministic(cfg.deterministic)
 
-    try:
-        trainer = instantiate(cfg.trainer)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
+    trainer = _instantiate(cfg.trainer)
     setup = prepare(cfg, trainer.device)
     data, model, protocol, tasks = setup.data, setup.model, setup.protocol, setup.tasks
     trainer.monitor = setup.monitor

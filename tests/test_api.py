@@ -74,9 +74,10 @@ def test_load_run_config_names_a_missing_folder(tmp_path):
         load_run_config(tmp_path)
 
 
-def test_compose_rejects_a_bare_string():
-    with pytest.raises(TypeError, match=r"\['model=mf'\]"):
-        compose("model=mf")
+def test_a_bare_string_is_one_override():
+    # it used to be split into characters ("Error parsing override 'm'")
+    assert compose("model=mf").model._target_ == "gnnrec.models.MF"
+    assert compose(["model=mf", "seed=3"]).seed == 3
 
 
 def test_source_edges_off_keeps_the_held_out_rows(tmp_path, data_root):

@@ -7,10 +7,10 @@ import torch
 
 from gnnrec.data import FolderSource, load_dataset
 from gnnrec.data.graph import build_graph, interaction_edges
-from gnnrec.nn import normalized_adjacency
 from gnnrec.data.split import split_interactions
 from gnnrec.evaluate.tasks import ranking_tasks
 from gnnrec.models import Popularity
+from gnnrec.nn import normalized_adjacency
 from gnnrec.train import NegativeSampler
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gnnrec.data.split import Split
+from gnnrec.errors import ConfigError
 from gnnrec.evaluate.evaluator import Evaluator, RankingTask
 from gnnrec.evaluate.metrics import METRIC_NAMES
 from gnnrec.evaluate.tasks import MAIN, TASKS, split_tasks
@@ -120,7 +121,7 @@ class Protocol:
         sweeper). An explicit key must be a validation key this protocol computes.
 
         Raises:
-            ValueError: naming ``optimized_metric`` and what is configured.
+            ConfigError: naming ``optimized_metric`` and what is configured.
         """
         if requested is None:
             return None
@@ -133,30 +134,30 @@ class Protocol:
             return metric_key("val", ALL, metric, k)
         key = parse_metric_key(requested)
         if key is None or key.prefix or key.k is None:
-            raise ValueError(
+            raise ConfigError(
                 f"optimized_metric={requested!r} is not a metric key; write "
                 f"'<split>/<group>/<metric>@<k>', e.g. {metric_key('val', ALL, *_PREFERRED)!r}, "
                 "or auto"
             )
         if key.split != SPLITS[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"optimized_metric={requested!r} selects on the {key.split} split; model "
                 "selection must use validation keys (val/...) so test numbers stay unseen"
             )
         if not has_validation:
-            raise ValueError(
+            raise ConfigError(
                 f"optimized_metric={requested!r}, but this data has no validation split "
                 "(a fixed split without val rows); set optimized_metric=auto (the last epoch "
                 "is kept) or optimized_metric=null"
             )
         if key.group not in GROUPS:
-            raise ValueError(
+            raise ConfigError(
                 f"optimized_metric={requested!r}: unknown group {key.group!r}; groups: "
                 f"{list(GROUPS)}"
             )
         name = f"{key.metric}@{key.k}"
         if name not in self.metric_names():
-            raise ValueError(
+            raise ConfigError(
                 f"optimized_metric={requested!r} is not computed: eval.metrics and eval.ks "
                 f"give {self.metric_names()}"
             )

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gnnrec.config import compose_config
-from gnnrec.nn import SymmetricSpMM, bipartite_adjacency
 from gnnrec.models import EMCDR, BiTGCF, BPRLoss, TrainingData
+from gnnrec.nn import SymmetricSpMM, bipartite_adjacency
 from gnnrec.run import build_model
 from gnnrec.train.sampler import NegativeSampler
 

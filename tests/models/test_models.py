@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from gnnrec.data.graph import build_graph
-from gnnrec.nn import normalized_adjacency
 from gnnrec.models import MF, BPRLoss, LightGCN, Popularity
+from gnnrec.nn import normalized_adjacency
 
 
 @pytest.fixture

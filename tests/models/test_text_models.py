@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 
 from gnnrec.data.graph import build_graph
-from gnnrec.nn import normalized_adjacency
 from gnnrec.models import (
     BPRLoss,
     LightGCNText,
@@ -14,6 +13,7 @@ from gnnrec.models import (
     TextZeroShot,
     mean_item_embedding,
 )
+from gnnrec.nn import normalized_adjacency
 
 
 def _toy(num_users=4, num_items=6, dim=8, seed=0):
@@ -72,7 +72,9 @@ def test_profile_input_replaces_the_mean_and_is_required():
         calls.append(1)
         return profile
 
-    model = LightGCNText(4, 6, adj, text, users, items, user_profiles=profiles, user_input="profile")
+    model = LightGCNText(
+        4, 6, adj, text, users, items, user_profiles=profiles, user_input="profile"
+    )
     assert torch.equal(model.text[:4], profile)
     # mean users never encode profiles, even when they are available
     mean = LightGCNText(4, 6, adj, text, users, items, user_profiles=profiles)

@@ -64,7 +64,9 @@ def test_sampler_is_seeded_and_resumable():
 
 def test_negative_distribution_is_uniform_over_the_domain():
     item_domain = torch.tensor([0] * 4 + [1] * 6)
-    sampler = NegativeSampler(torch.zeros(1, dtype=torch.long), torch.tensor([0]), item_domain, seed=0)
+    sampler = NegativeSampler(
+        torch.zeros(1, dtype=torch.long), torch.tensor([0]), item_domain, seed=0
+    )
     neg = sampler.negatives(
         torch.zeros(30000, dtype=torch.long), torch.zeros(30000, dtype=torch.long)
     ).squeeze(1)
@@ -80,10 +82,14 @@ def test_popularity_weighted_negatives_follow_count_to_the_alpha():
     items = torch.tensor([0] + [1] * 1 + [2] * 4 + [3] * 9 + [5])
     counts = torch.bincount(items, minlength=8)
     sampler = NegativeSampler(users, items, item_domain, counts, popularity_alpha=0.5, seed=0)
-    neg = sampler.negatives(torch.zeros(60000, dtype=torch.long), torch.zeros(60000, dtype=torch.long))
+    neg = sampler.negatives(
+        torch.zeros(60000, dtype=torch.long), torch.zeros(60000, dtype=torch.long)
+    )
     freq = torch.bincount(neg.flatten(), minlength=8).float() / 60000
     # weights sqrt(count) = 1, 2, 3 over items 1..3 (item 0 rejected, item 4 has count 0)
-    torch.testing.assert_close(freq[:4], torch.tensor([0.0, 1 / 6, 2 / 6, 3 / 6]), atol=0.01, rtol=0)
+    torch.testing.assert_close(
+        freq[:4], torch.tensor([0.0, 1 / 6, 2 / 6, 3 / 6]), atol=0.01, rtol=0
+    )
     assert freq[4:].sum() == 0
     # domain 2 has no counted item: it is drawn uniformly (as a pool for item 6)
     neg = sampler.negatives(torch.zeros(4000, dtype=torch.long), torch.full((4000,), 6))
@@ -93,7 +99,7 @@ def test_popularity_weighted_negatives_follow_count_to_the_alpha():
 
 def test_in_batch_sampler_draws_no_negatives():
     sampler = InBatchSampler(torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), seed=0)
-    (users, pos, neg), = list(sampler.epoch(8))
+    ((users, pos, neg),) = list(sampler.epoch(8))
     assert neg.shape == (3, 0) and sorted(pos.tolist()) == [3, 4, 5]
 
 

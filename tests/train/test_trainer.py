@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gnnrec.data.graph import build_graph
-from gnnrec.nn import normalized_adjacency
 from gnnrec.models import MF, BPRLoss, LightGCN
+from gnnrec.nn import normalized_adjacency
 from gnnrec.train import NegativeSampler, Trainer
 from gnnrec.utils.io import load_checkpoint
 

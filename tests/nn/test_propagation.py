@@ -3,12 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from gnnrec.data.graph import (
-    LayerMeanPropagation,
-    build_graph,
-    interaction_edges,
-    normalized_adjacency,
-)
+from gnnrec.data.graph import build_graph, interaction_edges
+from gnnrec.nn import LayerMeanPropagation, normalized_adjacency
 
 
 @pytest.fixture
