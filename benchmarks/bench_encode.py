@@ -10,9 +10,14 @@ encoding it replaces.
 
     python -m benchmarks.bench_encode [--count 2000] [--threads 1] [--repeats 3]
 
-Figures (``OMP_NUM_THREADS=1``, 2 shared CPU cores, 2000 texts, batch 256)::
+Figures (``OMP_NUM_THREADS=1 python -m benchmarks.bench_encode``, 2 shared CPU cores,
+2000 texts of mean 102 chars, batch 256, max_length 256)::
 
-    gnnrec TextEncoder.encode:      FILLED IN BELOW
+    gnnrec TextEncoder.encode:          93.1 texts/s
+    SentenceTransformer.encode:         93.1 texts/s
+    ratio gnnrec / sentence-transformers: 1.00  (floor: 0.9)
+    max |gnnrec - sentence-transformers| = 0.0e+00
+    encode_cached: first call 20.38 s, reload 2.0 ms (10214x faster)
 """
 
 from __future__ import annotations
