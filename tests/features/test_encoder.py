@@ -1,6 +1,11 @@
-"""TextEncoder on the real all-MiniLM-L6-v2 against sentence-transformers and transformers."""
+"""TextEncoder against sentence-transformers and hand computations from transformers.
 
-import json
+The real all-MiniLM-L6-v2 (a sentence-transformers folder) and a tiny randomly
+initialised BERT saved as a plain transformers folder, on real Amazon Movies titles.
+"""
+
+import csv
+import itertools
 import shutil
 
 import pytest
@@ -8,33 +13,20 @@ import torch
 import torch.nn.functional as F
 
 from gnnrec.features import TextEncoder
-from gnnrec.features.encoder import minilm_path, pool
+from gnnrec.features.encoder import IDENTITY_VERSION, minilm_path
 
 pytestmark = pytest.mark.usefixtures("offline_hub")
 
 LONG = " ".join(f"word{i} of a very long product description" for i in range(80))
-TEXTS = [
-    "The Prophet. By Kahlil Gibran. Category: Literature & Fiction, Poetry",
-    "",
-    " ",
-    "Heat",
-    "Toy Story (1995). Genres: Animation Children's Comedy",
-    LONG,
-    "Japanese Kit Kat Maccha Green Tea Flavor (5 Bag) (4.91oz x 5)",
-    "Ateco Food Coloring Kit, 6 colors",
-    "Ünïcödé títle — with dashes, “quotes” and emoji ✓",
-    "ALL CAPS TITLE",
-    "12345",
-    "The Book of Revelation. By Clarence Larkin",
-    "a",
-    "For Whom the Bell Tolls. By ernest hemingway. Category: Literature & Fiction, Classics",
-    "GoldenEye (1995). Genres: Action Adventure Thriller",
-    "Mae Ploy Thai Green Curry Paste - 14 oz jar",
-    "日本語のタイトル",
-    "Line one\nline two\ttabbed",
-    "Four Rooms (1995). Genres: Thriller",
-    "?!",
-]
+EDGE_CASES = ["", " ", LONG, "Ünïcödé títle — “quotes” ✓", "日本語のタイトル", "?!"]
+
+
+@pytest.fixture(scope="module")
+def texts(data_root):
+    """The first 30 Amazon Movies titles (real item texts) and a few edge cases."""
+    with open(data_root / "amazon-books-cds-movies" / "movies.item.csv", newline="") as f:
+        titles = [row["title"] for row in itertools.islice(csv.DictReader(f), 30)]
+    return titles + EDGE_CASES
 
 
 @pytest.fixture(scope="module")
@@ -43,178 +35,192 @@ def minilm():
 
 
 @pytest.fixture(scope="module")
-def minilm_vectors(minilm):
-    return minilm.encode(TEXTS, progress=False)
+def minilm_vectors(minilm, texts):
+    return minilm.encode(texts, progress=False)
+
+
+def hand_encode(folder, texts, pooling, max_length, normalize):
+    """AutoModel's last hidden states of each text alone (no padding), pooled by hand."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder).eval()
+    pick = {"cls": lambda h: h[0], "last_token": lambda h: h[-1], "mean": lambda h: h.mean(0)}
+    with torch.inference_mode():
+        rows = [
+            pick[pooling](
+                model(
+                    **tokenizer(t, truncation=True, max_length=max_length, return_tensors="pt")
+                ).last_hidden_state[0]
+            )
+            for t in texts
+        ]
+    out = torch.stack(rows)
+    return F.normalize(out, dim=1) if normalize else out
 
 
 @pytest.fixture(scope="module")
-def hand_states():
-    """Unpadded last hidden states of each text, computed with transformers directly."""
-    from transformers import AutoModel, AutoTokenizer
+def tiny_bert(tmp_path_factory):
+    """A randomly initialised 2-layer BERT (64 positions) saved as a plain transformers folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    model = AutoModel.from_pretrained(minilm_path()).eval()
-    with torch.inference_mode():
-        return [
-            model(**tokenizer(t, truncation=True, max_length=256, return_tensors="pt"))
-            .last_hidden_state[0]
-            .clone()
-            for t in TEXTS
-        ]
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-bert"
+    tokenizer = BertTokenizerFast(vocab_file=str(minilm_path() / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
-def test_minilm_matches_sentence_transformers(minilm, minilm_vectors):
+def test_minilm_equals_sentence_transformers(minilm, minilm_vectors, texts):
     from sentence_transformers import SentenceTransformer
 
     assert len(minilm.tokenizer(LONG)["input_ids"]) > 256  # truncated to 256 on both sides
-    reference = SentenceTransformer(str(minilm_path()), device="cpu").encode(TEXTS)
-    assert minilm_vectors.dtype == torch.float32 and minilm_vectors.device.type == "cpu"
-    assert minilm_vectors.shape == (len(TEXTS), 384) == (len(TEXTS), minilm.dim)
-    torch.testing.assert_close(minilm_vectors, torch.from_numpy(reference), atol=1e-5, rtol=0)
-
-
-def test_minilm_follows_its_sentence_transformers_folder(minilm):
-    assert (minilm.pooling, minilm.normalize, minilm.max_length) == ("mean", True, 256)
-    assert repr(minilm) == (
-        "TextEncoder(model='minilm', pooling='mean', normalize=True, max_length=256, "
-        "batch_size=8, dtype=float32, device='cpu')"
+    reference = SentenceTransformer(str(minilm_path()), device="cpu").encode(
+        texts, batch_size=8, convert_to_tensor=True
     )
-
-
-@pytest.mark.parametrize("pooling", ["cls", "last_token", "mean"])
-def test_pooling_matches_a_hand_computation(pooling, hand_states):
-    encoder = TextEncoder("minilm", pooling=pooling, normalize=False, device="cpu", batch_size=8)
-    got = encoder.encode(TEXTS, progress=False)
-    pick = {
-        "cls": lambda h: h[0],
-        "last_token": lambda h: h[-1],
-        "mean": lambda h: h.mean(dim=0),
-    }[pooling]
-    expected = torch.stack([pick(h) for h in hand_states])
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
-
-
-def test_normalize_on_and_off(minilm_vectors):
-    raw = TextEncoder("minilm", normalize=False, device="cpu").encode(TEXTS, progress=False)
-    norms = raw.norm(dim=1)
-    assert (norms - 1).abs().max() > 0.1
-    torch.testing.assert_close(F.normalize(raw, dim=1), minilm_vectors, atol=1e-5, rtol=0)
-    torch.testing.assert_close(minilm_vectors.norm(dim=1), torch.ones(len(TEXTS)))
-
-
-def test_order_is_restored_after_length_sorting(minilm, minilm_vectors):
-    some = [0, 1, 4, 5, 8, 16]  # padding to a batch's longest text changes nothing
-    one_by_one = torch.cat([minilm.encode([TEXTS[i]], progress=False) for i in some])
-    torch.testing.assert_close(minilm_vectors[some], one_by_one, atol=1e-5, rtol=0)
-    reversed_batch = minilm.encode(TEXTS[::-1], progress=False)
-    torch.testing.assert_close(reversed_batch.flip(0), minilm_vectors, atol=1e-5, rtol=0)
+    assert minilm_vectors.dtype == torch.float32 and minilm_vectors.device.type == "cpu"
+    assert minilm_vectors.shape == (len(texts), 384) == (len(texts), minilm.dim)
+    assert (minilm_vectors - reference).abs().max().item() <= 1e-6
+    assert (minilm.pooling, minilm.normalize, minilm.max_length) == ("mean", True, 256)
     assert minilm.encode([], progress=False).shape == (0, 384)
 
 
-@pytest.mark.parametrize("side", ["right", "left"])
-def test_last_token_pooling_handles_left_and_right_padding(side):
-    hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
-    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    mask = right if side == "right" else right.flip(1)
-    last = pool(hidden, mask, "last_token")
-    expected = [hidden[0, 1], hidden[1, 3]] if side == "right" else [hidden[0, 3], hidden[1, 3]]
-    torch.testing.assert_close(last, torch.stack(expected))
-    mean = pool(hidden, mask, "mean")
-    torch.testing.assert_close(mean[0], hidden[0][mask[0].bool()].mean(0))
-
-
-def test_identity_names_what_changes_the_vectors(minilm):
-    base = minilm.identity()
-    assert base == TextEncoder("minilm", device="cpu", batch_size=3).identity()
-    assert len(base["weights_sha256"]) == 64 and base["model"] == minilm_path().name
-    assert base["dtype"] == "float32" and base["revision"] is None
-    changed = [
-        TextEncoder("minilm", pooling="cls").identity(),
-        TextEncoder("minilm", max_length=128).identity(),
-        TextEncoder("minilm", normalize=False).identity(),
-    ]
-    assert [c["pooling"] for c in changed] == ["cls", "mean", "mean"]
-    assert [c["max_length"] for c in changed] == [256, 128, 256]
-    assert all(c != base for c in changed)
-    fresh = TextEncoder("minilm")
-    fresh.identity()
-    assert fresh._model is None  # identity needs the tokenizer only
-
-
-def test_identity_ignores_where_the_folder_lives(tmp_path):
-    """Another checkout or virtual environment with the same files shares cache keys."""
-    copy = tmp_path / "elsewhere" / minilm_path().name
-    shutil.copytree(minilm_path(), copy)
-    assert TextEncoder(str(copy)).identity() == TextEncoder("minilm").identity()
-    (copy / "model.safetensors").write_bytes(b"changed")
-    assert TextEncoder(str(copy)).identity() != TextEncoder("minilm").identity()
-
-
-def test_plain_transformers_folder_uses_the_defaults(tmp_path):
-    """Without sentence-transformers files: mean pooling, no normalisation, 512 tokens."""
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
-        (tmp_path / name).symlink_to(minilm_path() / name)
-    encoder = TextEncoder(str(tmp_path), device="cpu")
-    identity = encoder.identity()
-    assert (identity["pooling"], identity["normalize"], identity["max_length"]) == (
-        "mean",
-        False,
-        512,
-    )
-    assert identity["weights_sha256"] == TextEncoder("minilm").identity()["weights_sha256"]
-    assert encoder.encode(["Heat"], progress=False).norm() > 1.5
-
-
-def st_folder(path, pooling: dict, normalize: bool, max_seq_length: int):
-    """A sentence-transformers folder over MiniLM's files with the given module settings."""
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
-        (path / name).symlink_to(minilm_path() / name)
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {
-            "idx": 1,
-            "name": "1",
-            "path": "1_Pooling",
-            "type": "sentence_transformers.models.Pooling",
-        },
-    ]
-    if normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "a.b.Normalize"})
-    (path / "modules.json").write_text(json.dumps(modules))
-    (path / "1_Pooling").mkdir()
-    (path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
-    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
-    return str(path)
+def test_minilm_equals_a_hand_computation(minilm_vectors, texts):
+    """Length-sorted batching and padding change nothing: each text alone gives the same."""
+    expected = hand_encode(minilm_path(), texts, "mean", 256, normalize=True)
+    torch.testing.assert_close(minilm_vectors, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize(
-    ("pooling", "expected"),
-    [
-        ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, "cls"),
-        ({"pooling_mode_lasttoken": True}, "last_token"),
-        ({"pooling_mode": "cls"}, "cls"),
-        ({"pooling_mode": ["lasttoken"]}, "last_token"),
-        ({"pooling_mode": "mean"}, "mean"),
-    ],
+    ("pooling", "normalize", "max_length"),
+    [("cls", False, None), ("mean", None, 16), ("last_token", False, 16)],
 )
-def test_sentence_transformers_settings_are_followed(pooling, expected, tmp_path):
-    identity = TextEncoder(st_folder(tmp_path, pooling, False, 128)).identity()
-    assert (identity["pooling"], identity["normalize"], identity["max_length"]) == (
-        expected,
-        False,
-        128,
+def test_explicit_settings_override_the_folder(pooling, normalize, max_length, texts):
+    encoder = TextEncoder(
+        "minilm", pooling=pooling, normalize=normalize, max_length=max_length, device="cpu"
     )
-    explicit = TextEncoder(str(tmp_path), pooling="mean", normalize=True, max_length=64)
-    assert (explicit.pooling, explicit.normalize, explicit.max_length) == ("mean", True, 64)
+    got = encoder.encode(texts, progress=False)
+    length = max_length or 256
+    expected = hand_encode(minilm_path(), texts, pooling, length, normalize is not False)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert (encoder.pooling, encoder.normalize, encoder.max_length) == (
+        pooling,
+        normalize is not False,
+        length,
+    )
 
 
-def test_unsupported_sentence_transformers_pooling_says_what_to_set(tmp_path):
-    folder = st_folder(tmp_path, {"pooling_mode_max_tokens": True}, True, 128)
-    with pytest.raises(
-        ValueError, match=r"pooling \['max_tokens'\] is not supported.*encoder.pooling"
-    ):
-        TextEncoder(folder).identity()
-    assert TextEncoder(folder, pooling="cls").identity()["normalize"] is True
+def test_normalize_on_and_off(minilm_vectors, texts):
+    raw = TextEncoder("minilm", normalize=False, device="cpu").encode(texts, progress=False)
+    assert (raw.norm(dim=1) - 1).abs().min() > 0.1
+    torch.testing.assert_close(F.normalize(raw, dim=1), minilm_vectors, atol=1e-6, rtol=0)
+    on = TextEncoder("minilm", normalize=True, device="cpu").encode(texts, progress=False)
+    torch.testing.assert_close(on, minilm_vectors, atol=1e-6, rtol=0)
+
+
+def test_plain_transformers_folder_gets_the_defaults(tiny_bert, texts):
+    """No modules.json: mean pooling, no normalisation, max_position_embeddings tokens."""
+    encoder = TextEncoder(str(tiny_bert), device="cpu", batch_size=4)
+    got = encoder.encode(texts, progress=False)
+    assert (encoder.pooling, encoder.normalize, encoder.max_length, encoder.dim) == (
+        "mean",
+        False,
+        64,
+        32,
+    )
+    assert len(encoder.tokenizer(LONG)["input_ids"]) > 64
+    expected = hand_encode(tiny_bert, texts, "mean", 64, normalize=False)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "last_token"])
+def test_plain_transformers_folder_pooling(pooling, tiny_bert, texts):
+    encoder = TextEncoder(str(tiny_bert), pooling=pooling, normalize=True, device="cpu")
+    got = encoder.encode(texts, progress=False)
+    assert encoder.pooling == pooling
+    expected = hand_encode(tiny_bert, texts, pooling, 64, normalize=True)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_sentence_transformers_folder_modules_and_overrides(tiny_bert, tmp_path, texts):
+    """A saved sentence-transformers pipeline is followed; explicit settings replace it."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    folder = tmp_path / "st-tiny"
+    modules = [Transformer(str(tiny_bert), max_seq_length=12), Pooling(32, "cls"), Normalize()]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    own = TextEncoder(str(folder), device="cpu")
+    assert (own.pooling, own.normalize, own.max_length) == ("cls", True, 12)
+    reference = SentenceTransformer(str(folder), device="cpu").encode(texts, batch_size=256)
+    assert (own.encode(texts, progress=False) - torch.from_numpy(reference)).abs().max() <= 1e-6
+    mean = TextEncoder(str(folder), pooling="mean", normalize=False, max_length=20, device="cpu")
+    expected = hand_encode(tiny_bert, texts, "mean", 20, normalize=False)
+    torch.testing.assert_close(mean.encode(texts, progress=False), expected, atol=1e-5, rtol=0)
+
+
+def test_identity_is_stable_and_loads_nothing(tiny_bert, tmp_path):
+    encoder = TextEncoder(str(tiny_bert))
+    base = encoder.identity()
+    assert encoder._model is None  # only files are hashed
+    assert base["version"] == IDENTITY_VERSION and base["model"] == "tiny-bert"
+    assert len(base["weights_sha256"]) == 64 and len(base["settings_sha256"]) == 64
+    assert (base["dtype"], base["commit"], base["revision"]) == ("float32", None, None)
+    same = TextEncoder(str(tiny_bert), batch_size=3, dtype="float32", device="cpu")
+    assert same.identity() == base
+    copy = tmp_path / "elsewhere" / "tiny-bert"  # another checkout with the same files
+    shutil.copytree(tiny_bert, copy)
+    assert TextEncoder(str(copy)).identity() == base
+
+
+def test_identity_changes_with_what_changes_the_vectors(tiny_bert, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    base = TextEncoder(str(tiny_bert)).identity()
+    settings = [
+        {"pooling": "cls"},
+        {"pooling": "mean"},
+        {"max_length": 16},
+        {"normalize": True},
+        {"normalize": False},
+    ]
+    identities = [TextEncoder(str(tiny_bert), **s).identity() for s in settings]
+    assert len({str(sorted(i.items())) for i in [base, *identities]}) == len(settings) + 1
+    retrained = tmp_path / "retrained" / "tiny-bert"
+    shutil.copytree(tiny_bert, retrained)
+    torch.manual_seed(1)
+    BertModel(BertConfig.from_pretrained(tiny_bert)).save_pretrained(retrained)
+    changed = TextEncoder(str(retrained)).identity()
+    assert changed["weights_sha256"] != base["weights_sha256"]
+    assert changed["settings_sha256"] == base["settings_sha256"]
+    (retrained / "1_Pooling").mkdir()  # a module setting in a subfolder counts too
+    (retrained / "1_Pooling" / "config.json").write_text('{"pooling_mode": "cls"}')
+    assert TextEncoder(str(retrained)).identity()["settings_sha256"] != base["settings_sha256"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="half precision needs CUDA")
+def test_identity_and_vectors_with_half_precision(minilm_vectors, texts):
+    half = TextEncoder("minilm", dtype="float16", device="cuda")
+    assert half.identity()["dtype"] == "float16"
+    assert half.identity() != TextEncoder("minilm", device="cuda", dtype="float32").identity()
+    got = half.encode(texts, progress=False)
+    assert got.dtype == torch.float32 and got.device.type == "cpu"
+    torch.testing.assert_close(got, minilm_vectors, atol=5e-3, rtol=0)
+
+
+def test_trust_remote_code_stays_off_unless_set(tiny_bert):
+    assert TextEncoder(str(tiny_bert), device="cpu").model.trust_remote_code is False
+    trusted = TextEncoder(str(tiny_bert), device="cpu", trust_remote_code=True)
+    assert trusted.model.trust_remote_code is True
 
 
 def test_clear_errors(tmp_path):
@@ -222,9 +228,9 @@ def test_clear_errors(tmp_path):
         TextEncoder("/no/such/model").identity()
     with pytest.raises(ValueError, match="encoder.model='no-such-org/no-such-model'.*local"):
         TextEncoder("no-such-org/no-such-model").identity()
-    with pytest.raises(ValueError, match="not a transformers model folder"):
+    with pytest.raises(ValueError, match="neither modules.json nor config.json"):
         TextEncoder(str(tmp_path)).identity()
-    with pytest.raises(ValueError, match="encoder.pooling must be one of"):
+    with pytest.raises(ValueError, match=r"encoder.pooling must be one of \['mean', 'cls'"):
         TextEncoder(pooling="max")
     with pytest.raises(ValueError, match="encoder.dtype='float16' needs a CUDA device"):
         TextEncoder(dtype="float16", device="cpu")
@@ -232,3 +238,5 @@ def test_clear_errors(tmp_path):
         TextEncoder(dtype="int8")
     with pytest.raises(ValueError, match="encoder.batch_size"):
         TextEncoder(batch_size=0)
+    with pytest.raises(ValueError, match="encoder.max_length"):
+        TextEncoder(max_length=0)
