@@ -10,8 +10,10 @@ talk to:
 
 * ``forward() -> (user_emb, item_emb)``: the representations the evaluator ranks by
   dot product;
-* ``encode()``: everything one training step needs from one pass (by default the
-  :meth:`forward` output and the layer-0 embeddings of :meth:`ego_embeddings`);
+* ``encode(users, pos)``: everything one training step needs from one pass (by default
+  the :meth:`forward` output and the layer-0 embeddings of :meth:`ego_embeddings`);
+  ``(users, pos)`` are the step's supervision pairs, so a graph encoder can keep them
+  out of its message passing (R-GCN's link-prediction training); others ignore them;
 * ``score(out, users, items)`` / ``score_matrix(out, users, items)``: scores of pairs
   and of every user against a shared item list, by default dot products of ``out``;
   the losses score only through these, so a model with its own scoring (EMCDR, BiTGCF)
@@ -245,7 +247,7 @@ class Recommender(nn.Module):
         """Layer-0 ``(user_0, item_0)`` the L2 term applies to; ``None``: none."""
         return None
 
-    def encode(self) -> StepOutputs:
+    def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:
         """One pass for a training step: ``forward()`` and ``ego_embeddings()``."""
         return StepOutputs(self(), self.ego_embeddings())
 

@@ -196,7 +196,7 @@ class BiTGCF(Recommender):
         _, target, items = self.propagate()
         return target, items
 
-    def encode(self) -> StepOutputs:
+    def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:
         """One propagation; ``extra`` keeps the source users for source-domain pairs."""
         source, target, items = self.propagate()
         return StepOutputs(final=(target, items), extra=source)

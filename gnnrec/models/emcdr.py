@@ -178,7 +178,7 @@ class EMCDR(Recommender):
             users = users.index_copy(0, self.mapped_users, mapped.to(users.dtype))
         return users, self.item.weight
 
-    def encode(self) -> StepOutputs:
+    def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:
         """Nothing is propagated: :meth:`score` reads the factor tables directly."""
         return StepOutputs(final=(self.target_user.weight, self.item.weight))
 

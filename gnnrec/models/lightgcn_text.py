@@ -186,7 +186,7 @@ class LightGCNText(Recommender):
         """Layer-0 representations, the ones L2 regularisation applies to."""
         return self.layer0().split([self.num_users, self.num_items])
 
-    def encode(self) -> StepOutputs:
+    def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:
         """``forward()`` and ``ego_embeddings()`` from one pass of the MLP (the step's main cost)."""
         x0 = self.layer0()
         x = x0

@@ -2,7 +2,7 @@
 
 Every loss is called as ``loss(model, users, pos, neg)`` with a sampler batch
 (``users [B]``, ``pos [B]``, ``neg [B, K]``). It asks the model for one
-:meth:`~gnnrec.models.Recommender.encode` pass, scores pairs only through
+:meth:`~gnnrec.models.Recommender.encode` pass (given the batch's supervision pairs), scores pairs only through
 ``model.score`` / ``model.score_matrix``, and adds ``l2 * model.regularization(...)``
 and ``model.auxiliary_loss()``. A model with its own scoring (EMCDR's per-domain user
 factors, BiTGCF's per-domain users) is therefore trained on the scores it is ranked by.
@@ -49,7 +49,7 @@ class RankingLoss(nn.Module):
         """The batch's loss; ``neg`` is ``[B, K]`` (a ``[B]`` tensor is one negative per row)."""
         if neg.dim() == 1:
             neg = neg.unsqueeze(1)
-        out = model.encode()
+        out = model.encode(users, pos)
         loss = self.ranking(model, out, users, pos, neg)
         if self.l2:
             loss = loss + self.l2 * model.regularization(out, users, pos, neg)

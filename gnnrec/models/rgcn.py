@@ -204,7 +204,7 @@ class RGCN(Recommender):
         """User and item representations; DistMult's relation is folded into the users."""
         return self.encode().final
 
-    def encode(self) -> StepOutputs:
+    def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:
         """``forward()`` and ``ego_embeddings()``, projecting the item text once."""
         item0 = self.item_features()
         x0 = torch.cat([self.user_embedding.weight, item0, self.node_embedding.weight])
