@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from gnnrec.data.split import Split
@@ -63,3 +64,60 @@ def test_no_cold_items_gives_no_task():
     split.val = split.val.iloc[:0]
     split.test = pd.DataFrame({"user_idx": [1], "item_idx": [5], "group": ["warm"]})
     assert cold_item_tasks(split, item_domain) == (None, None)
+
+
+def test_cold_item_only_ranks_among_the_untrained_target_items():
+    split, item_domain = _split()
+    _, test = cold_item_tasks(split, item_domain, only=True)
+    # untrained target items: 4 and 6 (2, 3 and 5 occur in training)
+    assert test.candidates.tolist() == [4, 6]
+    assert test.users.tolist() == [0, 2]
+    assert set(test.groups) == {"cold_item_only", "all"}
+    # user 2's truth is both cold items: nothing left to rank against, full marks
+    out = Evaluator(ks=[1], metrics=["recall"]).evaluate(
+        test, torch.ones(4, 1), torch.tensor([[0.0]] * 7)
+    )
+    assert out["cold_item_only/num_users"] == 2
+
+
+def test_catalogue_items_without_any_interaction_are_candidates():
+    split, item_domain = _split()
+    item_domain = np.append(item_domain, 1)  # item 7: a target item nobody ever interacted with
+    val, test = ranking_tasks(split, item_domain)
+    assert 7 in test.candidates.tolist() and 7 in val.candidates.tolist()
+    assert 7 in cold_item_tasks(split, item_domain, only=True)[1].candidates.tolist()
+
+
+def test_knowing_which_items_are_new_is_worth_nothing_among_cold_items_only():
+    """The degree-0-first random floor: strong among all items, random among cold ones."""
+    from gnnrec.models import RandomRanking
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 400, 60  # items 0-9 source, 10-59 target
+    item_domain = np.array([0] * 10 + [1] * 50)
+    train_rows, test_rows = [], []
+    for u in range(n_users):
+        for i in rng.choice(np.arange(10, 40), size=3, replace=False):  # 10-39 trained
+            train_rows.append((u, int(i), 1))
+        test_rows.append((u, int(rng.integers(40, 60)), "warm"))  # 40-59: held out only
+    train = pd.DataFrame(train_rows, columns=["user_idx", "item_idx", "domain_idx"])
+    test = pd.DataFrame(test_rows, columns=["user_idx", "item_idx", "group"])
+    split = Split(train, test.iloc[:0], test, "tgt", 1)
+    counts = torch.bincount(torch.tensor(train["item_idx"].to_numpy()), minlength=n_items)
+    ev = Evaluator(ks=[10], metrics=["recall"])
+    among_all = cold_item_tasks(split, item_domain)[1]
+    among_cold = cold_item_tasks(split, item_domain, only=True)[1]
+    results = {}
+    for cold_first in (False, True):
+        model = RandomRanking(n_users, counts, cold_first=cold_first, seed=1)
+        emb = model()
+        results[cold_first] = (
+            ev.evaluate(among_all, *emb)["cold_item/recall@10"],
+            ev.evaluate(among_cold, *emb)["cold_item_only/recall@10"],
+        )
+    # among all 50 target items random gets 10/50; new-first gets 10/20 (20 new items)
+    assert results[False][0] == pytest.approx(10 / 50, abs=0.05)
+    assert results[True][0] == pytest.approx(10 / 20, abs=0.06)
+    # among the 20 cold items both are random: 10/20, the same
+    assert results[False][1] == pytest.approx(10 / 20, abs=0.06)
+    assert results[True][1] == pytest.approx(results[False][1], abs=1e-12)
