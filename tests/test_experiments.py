@@ -5,6 +5,7 @@ import pytest
 from gnnrec.api import compose
 from gnnrec.config import CONFIG_DIR
 from gnnrec.run import run
+from tests.test_run import assert_per_user_matches
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
@@ -26,5 +27,5 @@ def test_every_experiment_runs_one_batch(experiment, tmp_path, data_root):
     )
     metrics = run(cfg, output_dir=tmp_path)
     assert metrics["test/all/num_users"] > 0
-    assert 0.0 <= metrics["test/all/ndcg@20"] <= 1.0
+    assert_per_user_matches(tmp_path, metrics)
     assert (tmp_path / "per_user.parquet").is_file()

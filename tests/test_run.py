@@ -21,6 +21,19 @@ FAST = [
 ]
 
 
+def assert_per_user_matches(run_dir, metrics, metric="ndcg@20"):
+    """Every group mean of per_user.parquet is the metrics.json value of that group."""
+    rows = pd.read_parquet(Path(run_dir) / "per_user.parquet")
+    checked = 0
+    for (_task, group), frame in rows.groupby(["task", "group"]):
+        assert metrics[f"test/{group}/{metric}"] == pytest.approx(frame[metric].mean(), rel=1e-9)
+        assert metrics[f"test/{group}/num_users"] == len(frame)
+        checked += 1
+    main = rows[rows["task"] == "main"]
+    assert metrics[f"test/all/{metric}"] == pytest.approx(main[metric].mean(), rel=1e-9)
+    return checked
+
+
 def compose(cache_dir, *overrides):
     return compose_config([f"paths.cache_dir={cache_dir}", *FAST, *overrides])
 

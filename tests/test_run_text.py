@@ -6,7 +6,7 @@ import pytest
 
 from gnnrec.config import compose_config
 from gnnrec.run import run
-from tests.test_run import FAST, write_folder_dataset
+from tests.test_run import FAST, assert_per_user_matches, write_folder_dataset
 
 pytestmark = pytest.mark.usefixtures("offline_hub")
 
@@ -47,9 +47,8 @@ def folder_overrides(folder):
 def test_model_runs_on_a_cross_domain_folder_dataset(model, cache_dir, folder, tmp_path):
     metrics = run(compose(cache_dir, *folder_overrides(folder), *model), output_dir=tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
-    for group in ("warm", "cold", "all"):
-        assert 0.0 <= metrics[f"test/{group}/ndcg@20"] <= 1.0
-        assert 0.0 <= metrics[f"test/{group}/sampled_ndcg@10"] <= 1.0
+    assert assert_per_user_matches(tmp_path, metrics) >= 2
+    assert assert_per_user_matches(tmp_path, metrics, "sampled_ndcg@10") >= 2
     assert metrics["test/cold/num_users"] > 5
 
 
