@@ -38,7 +38,7 @@ def compose(cache_dir, *overrides):
     return compose_config([f"paths.cache_dir={cache_dir}", *FAST, *overrides])
 
 
-@pytest.mark.parametrize("model", ["pop", "mf", "lightgcn"])
+@pytest.mark.parametrize("model", ["pop", "mf", "lightgcn", "random"])
 def test_run_writes_the_metrics_contract(model, cache_dir, tmp_path, data_root):
     cfg = compose(cache_dir, f"model={model}", "tracker=none")
     metrics = run(cfg, output_dir=tmp_path)
@@ -58,8 +58,10 @@ def test_run_writes_the_metrics_contract(model, cache_dir, tmp_path, data_root):
                 assert values == sorted(values)
     assert metrics["test/warm/num_users"] > 1000 and metrics["test/cold/num_users"] > 100
     assert "best_epoch" in metrics and metrics["time/total_s"] > 0
-    if model != "pop":
+    if model in ("mf", "lightgcn"):
         assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    if model == "random":  # the random level: Recall@50 of ~18k Movies is about 50/18k
+        assert metrics["test/warm/recall@50"] == pytest.approx(50 / 18143, rel=0.5)
     # Popularity with real counts beats random ranking of ~18k movies by far.
     if model == "pop":
         assert metrics["test/warm/recall@50"] > 10 * 50 / 18143
