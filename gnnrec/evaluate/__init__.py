@@ -1,7 +1,18 @@
-"""Top-K evaluation: per-user ranking metrics and the full-ranking evaluator."""
+"""Top-K evaluation: the metric table, the full-ranking evaluator and the sampled protocol."""
 
 from gnnrec.evaluate.evaluator import Evaluator, RankingTask
-from gnnrec.evaluate.metrics import METRIC_NAMES, ranking_metrics
+from gnnrec.evaluate.metrics import METRIC_NAMES, METRICS, Ranking, ranking_metrics
+from gnnrec.evaluate.sampled import SAMPLED_METRICS, SAMPLED_NAMES
 from gnnrec.evaluate.tasks import ranking_tasks
 
-__all__ = ["METRIC_NAMES", "Evaluator", "RankingTask", "ranking_metrics", "ranking_tasks"]
+__all__ = [
+    "METRICS",
+    "METRIC_NAMES",
+    "SAMPLED_METRICS",
+    "SAMPLED_NAMES",
+    "Evaluator",
+    "Ranking",
+    "RankingTask",
+    "ranking_metrics",
+    "ranking_tasks",
+]
