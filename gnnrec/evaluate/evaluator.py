@@ -435,8 +435,10 @@ class Evaluator:
         chunk = min(self.batch_size, n)
         k_fetch = min(k_top + 1, m)
         scores_buf = torch.empty(chunk, m, dtype=dtype, device=device)
-        top_values = torch.empty(n, k_fetch, dtype=dtype, device=device)
-        top_index = torch.empty(n, k_fetch, dtype=torch.long, device=device)
+        fetch_values = torch.empty(chunk, k_fetch, dtype=dtype, device=device)
+        fetch_index = torch.empty(chunk, k_fetch, dtype=torch.long, device=device)
+        top_values = torch.empty(n, k_top, dtype=dtype, device=device)
+        top_index = torch.empty(n, k_top, dtype=torch.long, device=device)
         tail_size = torch.zeros(n, dtype=torch.long, device=device)
         tail_truth = torch.zeros(n, dtype=torch.long, device=device)
         truth_rows = torch.div(truth_keys, m, rounding_mode="floor")
@@ -448,8 +450,10 @@ class Evaluator:
             flat.index_fill_(0, excl_keys[e_ptr[start] : e_ptr[end]] - start * m, float("-inf"))
             if sampler is not None:
                 sampler.accumulate(flat, start, t_ptr[start], t_ptr[end], sampled_sums)
-            values = top_values[start:end]
-            torch.topk(scores, k_fetch, dim=1, out=(values, top_index[start:end]))
+            values = fetch_values[: end - start]
+            torch.topk(scores, k_fetch, dim=1, out=(values, fetch_index[: end - start]))
+            top_values[start:end] = values[:, :k_top]
+            top_index[start:end] = fetch_index[: end - start, :k_top]
             if bool(torch.isnan(values[:, 0]).any()):  # topk puts NaN first
                 row = start + int(torch.isnan(values[:, 0]).nonzero()[0])
                 raise ValueError(
@@ -473,8 +477,8 @@ class Evaluator:
                     tail_truth[start + rows] = counts[rows]
         del scores_buf
 
-        values = top_values[:, :k_top]
-        query = top_index[:, :k_top].add_(torch.arange(0, n * m, m, device=device).unsqueeze(1))
+        values = top_values
+        query = top_index.add_(torch.arange(0, n * m, m, device=device).unsqueeze(1))
         pos = torch.searchsorted(truth_keys, query).clamp_(max=truth_keys.numel() - 1)
         hits = truth_keys[pos] == query
         hits &= values != float("-inf")
