@@ -3,7 +3,9 @@
 The reference is the plainest fast code: ``scores = U @ I.T`` in user chunks, training
 items set to ``-inf``, ``topk``, then Recall@20 and NDCG@20 from the hits, vectorised;
 its masks and truth matrices are built before the clock starts (gnnrec's are not). Both sides
-rank the same seeded random 64-d embeddings; the metrics must be identical.
+rank the same seeded random 64-d embeddings; the metrics must be identical (these scores have
+no ties, so gnnrec's expected cost of ties changes nothing, but gnnrec still pays for finding
+out: one extra top-k column per user, and a scan of the rows whose tied block crosses the cut).
 
     python benchmarks/bench_eval.py [--threads 1] [--repeats 3]
 """
