@@ -80,6 +80,20 @@ def _csr_rows(indptr: Tensor) -> Tensor:
     return torch.repeat_interleave(torch.arange(num_rows, device=indptr.device), indptr.diff())
 
 
+def _count_equal(scores: Tensor, level: Tensor) -> Tensor:
+    """``[r]`` number of entries of each row of ``scores [r, m]`` equal to ``level [r, 1]``.
+
+    Overwrites ``scores``: the 0/1 comparison is written in place and summed by a
+    matrix-vector product, several times faster than reducing a boolean tensor (exact for
+    float32 and float64 while ``m < 2**24``).
+    """
+    if scores.dtype in (torch.float32, torch.float64) and scores.size(1) < 2**24:
+        torch.eq(scores, level, out=scores)
+        ones = torch.ones(scores.size(1), dtype=scores.dtype, device=scores.device)
+        return torch.mv(scores, ones).round_().long()
+    return (scores == level).sum(1)
+
+
 @dataclass
 class RankingTask:
     """One evaluation: users to rank for, candidate items, truth and masks.
@@ -465,16 +479,19 @@ class Evaluator:
                 split = (values[:, k_top] == last) & (last != float("-inf"))
                 if bool(split.any()):
                     rows = split.nonzero().flatten()
-                    level = last[rows].unsqueeze(1)
-                    # Tied items beyond the cut: all tied items minus those in the top list.
-                    inside = (values[rows, :k_top] == level).sum(1)
-                    tail_size[start + rows] = (scores[rows] == level).sum(1) - inside
                     # Truth items scoring the level (those inside are subtracted later).
                     t_lo, t_hi = t_ptr[start], t_ptr[end]
                     pair_rows = truth_rows[t_lo:t_hi] - start
                     at_level = flat[truth_keys[t_lo:t_hi] - start * m] == last[pair_rows]
                     counts = torch.bincount(pair_rows[at_level], minlength=end - start)
                     tail_truth[start + rows] = counts[rows]
+                    # Tied items beyond the cut: all tied items minus those in the top list.
+                    inside = (values[rows, :k_top] == values[rows, k_top - 1 : k_top]).sum(1)
+                    if 2 * rows.numel() > end - start:  # most rows: count in place
+                        tied = _count_equal(scores, last.unsqueeze(1))[rows]
+                    else:
+                        tied = _count_equal(scores.index_select(0, rows), last[rows].unsqueeze(1))
+                    tail_size[start + rows] = tied - inside
         del scores_buf
 
         values = top_values
