@@ -8,9 +8,23 @@ candidate positions. :class:`Evaluator` scores
 entries to :math:`-\infty`, takes the top :math:`K_{max}` and computes the metrics
 of :mod:`gnnrec.evaluate.metrics` per user, then averages them per user group.
 
-Ties: the order of equal scores is whatever :func:`torch.topk` returns (unspecified
-by PyTorch, deterministic on CPU for a given row). A masked item always loses to an
-unmasked one and never counts as a hit, even if it is also a ground-truth item.
+**Ties.** Items with equal scores are ranked in uniformly random order and every metric
+is its exact expectation over that order (:mod:`gnnrec.evaluate.metrics` gives the
+formulas), so the result does not depend on :func:`torch.topk`'s order of equal values,
+on the device or on item ids; a model whose scores are all equal gets the random level,
+e.g. Recall@K = K / m' with m' the user's unmasked candidates. The tied block that the
+cut at :math:`K_{max}` splits is counted in full: for a user whose
+:math:`(K_{max}+1)`-th score equals the :math:`K_{max}`-th score ``v``, the evaluator
+counts the unmasked candidates scoring ``v`` and the ground-truth items among them.
+
+**Masks and non-finite scores.** A masked item scores :math:`-\infty`, ranks after every
+unmasked item and never counts as a hit, even if it is also a ground-truth item (it still
+counts in :math:`|T|`). An unmasked item the model scores :math:`-\infty` is treated like a
+masked one. A NaN score raises :class:`ValueError` naming the user: it means the model's
+embeddings are not finite. Users with fewer unmasked candidates than ``K`` get misses at the
+missing positions.
+
+The sampled protocol lives in :mod:`gnnrec.evaluate.sampled`.
 """
 
 from __future__ import annotations
@@ -22,11 +36,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gnnrec.evaluate.metrics import METRIC_NAMES, ranking_metrics
+from gnnrec.evaluate.metrics import METRIC_NAMES, Ranking, ranking_metrics
+from gnnrec.evaluate.sampled import SAMPLED_NAMES, NegativeSampler
 
 __all__ = ["Evaluator", "RankingTask"]
-
-_SAMPLED_NAMES = ("sampled_hr", "sampled_ndcg")
 
 
 def _as_long(values: object, name: str) -> Tensor:
@@ -65,6 +78,20 @@ def _csr_rows(indptr: Tensor) -> Tensor:
     """Row index of every stored entry of a CSR matrix."""
     num_rows = indptr.numel() - 1
     return torch.repeat_interleave(torch.arange(num_rows, device=indptr.device), indptr.diff())
+
+
+def _count_equal(scores: Tensor, level: Tensor) -> Tensor:
+    """``[r]`` number of entries of each row of ``scores [r, m]`` equal to ``level [r, 1]``.
+
+    Overwrites ``scores``: the 0/1 comparison is written in place and summed by a
+    matrix-vector product, several times faster than reducing a boolean tensor (exact for
+    float32 and float64 while ``m < 2**24``).
+    """
+    if scores.dtype in (torch.float32, torch.float64) and scores.size(1) < 2**24:
+        torch.eq(scores, level, out=scores)
+        ones = torch.ones(scores.size(1), dtype=scores.dtype, device=scores.device)
+        return torch.mv(scores, ones).round_().long()
+    return (scores == level).sum(1)
 
 
 @dataclass
@@ -248,21 +275,17 @@ class Evaluator:
 
     Full ranking: for every chunk of ``batch_size`` users the scores against all
     candidates are computed on the embeddings' device, masked items are set to
-    :math:`-\infty`, and the top :math:`K_{max}` decide the hits; metrics follow
-    :func:`gnnrec.evaluate.metrics.ranking_metrics`. Equal scores are ordered as
-    :func:`torch.topk` returns them (unspecified; stable per row on CPU), so models
-    with many ties (popularity) can rank tied items differently across devices.
+    :math:`-\infty`, and the top :math:`K_{max}` with their tied blocks decide the
+    expected hits; metrics follow :data:`gnnrec.evaluate.metrics.METRICS`, with equal
+    scores at their expected cost over a random order (see :mod:`gnnrec.evaluate.evaluator`).
 
     Sampled protocol (``sampled_negatives > 0``): every (user, truth item) pair is
-    ranked against ``sampled_negatives`` negatives drawn uniformly, with
-    replacement, from the candidates that are neither in the user's truth nor
-    exclude sets. The positive's rank is ``1 +`` the number of negatives scoring
-    *strictly* higher (ties go to the positive). Then
-    :math:`\text{HR@}K = [\text{rank} \le K]` and
-    :math:`\text{NDCG@}K = [\text{rank} \le K] / \log_2(\text{rank} + 1)`, averaged
-    over the user's pairs, then over users. Negatives come from a
-    :class:`torch.Generator` seeded from ``seed`` and a fixed block of pairs, so every
-    call draws the same negatives whatever ``batch_size``.
+    ranked against ``sampled_negatives`` negatives drawn uniformly, with replacement,
+    from the candidates that are neither in the user's truth nor exclude sets; ties with
+    negatives cost their expectation too (:mod:`gnnrec.evaluate.sampled` defines
+    ``sampled_hr`` and ``sampled_ndcg``). Values are averaged over the user's pairs, then
+    over users. Negatives come from a :class:`torch.Generator` seeded from ``seed`` and a
+    fixed block of pairs, so every call draws the same negatives whatever ``batch_size``.
 
     Args:
         ks: Cut-offs of the full-ranking metrics.
@@ -292,7 +315,10 @@ class Evaluator:
         self.seed = int(seed)
         unknown = [name for name in self.metrics if name not in METRIC_NAMES]
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRIC_NAMES)}")
+            raise ValueError(
+                f"unknown metric(s) {unknown}; choose from {list(METRIC_NAMES)} "
+                "(gnnrec.evaluate.metrics.METRICS)"
+            )
         if not self.ks or min(self.ks) <= 0:
             raise ValueError(f"ks must be positive integers, got {list(ks)}")
         if self.batch_size <= 0:
@@ -372,7 +398,7 @@ class Evaluator:
             empty = torch.empty(0, dtype=torch.float64)
             names = [f"{name}@{k}" for name in self.metrics for k in self.ks]
             if self.sampled_negatives:
-                names += [f"{name}@{k}" for name in _SAMPLED_NAMES for k in self.sampled_ks]
+                names += [f"{name}@{k}" for name in SAMPLED_NAMES for k in self.sampled_ks]
             return dict.fromkeys(names, empty)
         max_user, max_item = int(task.users.max()), int(task.candidates.max())
         if max_user >= user_emb.size(0) or max_item >= item_emb.size(0):
@@ -399,22 +425,37 @@ class Evaluator:
         e_ptr = task.exclude_indptr.tolist()
 
         sampler = (
-            _NegativeSampler(task, truth_keys.cpu(), excl_keys.cpu(), self)
+            NegativeSampler(
+                task.users,
+                m,
+                truth_keys.cpu(),
+                excl_keys.cpu(),
+                self.sampled_negatives,
+                self.sampled_ks,
+                self.seed,
+            )
             if self.sampled_negatives
             else None
         )
         sampled_sums = {
             f"{name}@{k}": torch.zeros(n, dtype=torch.float64, device=device)
-            for name in _SAMPLED_NAMES
+            for name in SAMPLED_NAMES
             for k in self.sampled_ks
         }
 
-        # The loop does only what a bare dense evaluation must (score, mask, top-k);
-        # hits are found once for all users afterwards.
+        # The loop does what a bare dense evaluation must (score, mask, top-k) plus one
+        # extra column: where the (k_top + 1)-th score equals the k_top-th, the last tied
+        # block runs past the cut, and only those rows are scanned for its full size.
         chunk = min(self.batch_size, n)
+        k_fetch = min(k_top + 1, m)
         scores_buf = torch.empty(chunk, m, dtype=dtype, device=device)
+        fetch_values = torch.empty(chunk, k_fetch, dtype=dtype, device=device)
+        fetch_index = torch.empty(chunk, k_fetch, dtype=torch.long, device=device)
         top_values = torch.empty(n, k_top, dtype=dtype, device=device)
         top_index = torch.empty(n, k_top, dtype=torch.long, device=device)
+        tail_size = torch.zeros(n, dtype=torch.long, device=device)
+        tail_truth = torch.zeros(n, dtype=torch.long, device=device)
+        truth_rows = torch.div(truth_keys, m, rounding_mode="floor")
         for start in range(0, n, chunk):
             end = min(start + chunk, n)
             scores = scores_buf[: end - start]
@@ -423,93 +464,50 @@ class Evaluator:
             flat.index_fill_(0, excl_keys[e_ptr[start] : e_ptr[end]] - start * m, float("-inf"))
             if sampler is not None:
                 sampler.accumulate(flat, start, t_ptr[start], t_ptr[end], sampled_sums)
-            torch.topk(scores, k_top, dim=1, out=(top_values[start:end], top_index[start:end]))
+            values = fetch_values[: end - start]
+            torch.topk(scores, k_fetch, dim=1, out=(values, fetch_index[: end - start]))
+            top_values[start:end] = values[:, :k_top]
+            top_index[start:end] = fetch_index[: end - start, :k_top]
+            if bool(torch.isnan(values[:, 0]).any()):  # topk puts NaN first
+                row = start + int(torch.isnan(values[:, 0]).nonzero()[0])
+                raise ValueError(
+                    f"the model scores NaN for user {int(task.users[row])} (row {row}): "
+                    "user_emb or item_emb holds non-finite values"
+                )
+            if k_fetch > k_top:
+                last = values[:, k_top - 1]
+                split = (values[:, k_top] == last) & (last != float("-inf"))
+                if bool(split.any()):
+                    rows = split.nonzero().flatten()
+                    # Truth items scoring the level (those inside are subtracted later).
+                    t_lo, t_hi = t_ptr[start], t_ptr[end]
+                    pair_rows = truth_rows[t_lo:t_hi] - start
+                    at_level = flat[truth_keys[t_lo:t_hi] - start * m] == last[pair_rows]
+                    counts = torch.bincount(pair_rows[at_level], minlength=end - start)
+                    tail_truth[start + rows] = counts[rows]
+                    # Tied items beyond the cut: all tied items minus those in the top list.
+                    inside = (values[rows, :k_top] == values[rows, k_top - 1 : k_top]).sum(1)
+                    if 2 * rows.numel() > end - start:  # most rows: count in place
+                        tied = _count_equal(scores, last.unsqueeze(1))[rows]
+                    else:
+                        tied = _count_equal(scores.index_select(0, rows), last[rows].unsqueeze(1))
+                    tail_size[start + rows] = tied - inside
         del scores_buf
 
+        values = top_values
         query = top_index.add_(torch.arange(0, n * m, m, device=device).unsqueeze(1))
         pos = torch.searchsorted(truth_keys, query).clamp_(max=truth_keys.numel() - 1)
         hits = truth_keys[pos] == query
-        hits &= top_values != float("-inf")
+        hits &= values != float("-inf")
+        if bool(tail_size.any()):
+            inside_truth = (hits & (values == values[:, -1:])).sum(1)
+            tail_truth = torch.where(tail_size > 0, tail_truth - inside_truth, 0)
+        else:
+            tail_size = tail_truth = None
 
         num_truth = task.num_truth.to(device)
-        out = ranking_metrics(hits, num_truth, self.ks, self.metrics)
+        ranking = Ranking.from_top(values, hits, num_truth, tail_size, tail_truth)
+        out = ranking_metrics(ranking, self.ks, self.metrics)
         if sampler is not None:
             out.update({key: value / num_truth for key, value in sampled_sums.items()})
         return {key: value.cpu() for key, value in out.items()}
-
-
-class _NegativeSampler:
-    """Deterministic uniform negatives per (user, truth item) pair, drawn in blocks.
-
-    Pairs are ordered by (row, local item). Block ``b`` holds pairs
-    ``[b * S, (b + 1) * S)`` and is drawn with a generator seeded from
-    ``(seed, b)``, so negatives do not depend on how users are chunked. A draw is
-    exact (no rejection): with the user's forbidden positions ``f_0 < f_1 < ...``
-    (truth and exclude), the ``r``-th allowed position is
-    ``r + #{j : f_j - j <= r}``, found with one ``searchsorted``.
-    """
-
-    def __init__(
-        self, task: RankingTask, truth_keys: Tensor, excl_keys: Tensor, evaluator: Evaluator
-    ) -> None:
-        m = task.num_candidates
-        self.m = m
-        self.num_negatives = evaluator.sampled_negatives
-        self.ks = evaluator.sampled_ks
-        self.seed = evaluator.seed
-        self.block = max(1, 2**20 // self.num_negatives)
-        self.pair_rows = torch.div(truth_keys, m, rounding_mode="floor")
-        self.pair_cols = truth_keys - self.pair_rows * m
-        forbidden = _sorted_unique(torch.cat([truth_keys, excl_keys]))
-        f_rows = torch.div(forbidden, m, rounding_mode="floor")
-        f_ptr = torch.zeros(task.num_users + 1, dtype=torch.long)
-        torch.cumsum(torch.bincount(f_rows, minlength=task.num_users), 0, out=f_ptr[1:])
-        self.allowed = m - f_ptr.diff()
-        if bool((self.allowed == 0).any()):
-            row = int((self.allowed == 0).nonzero()[0])
-            raise ValueError(
-                f"user {int(task.users[row])} has no candidate outside its truth and exclude "
-                "sets to sample negatives from"
-            )
-        within = torch.arange(forbidden.numel()) - f_ptr[f_rows]
-        self.adjusted_keys = forbidden - within  # row * m + (f_j - j), sorted
-        self.f_ptr = f_ptr
-        self._cached: tuple[int, Tensor] | None = None
-
-    def _draw(self, b: int) -> Tensor:
-        """Local candidate positions ``[pairs in block b, num_negatives]``."""
-        if self._cached is not None and self._cached[0] == b:
-            return self._cached[1]
-        lo = b * self.block
-        rows = self.pair_rows[lo : lo + self.block]
-        state = np.random.SeedSequence([self.seed, b]).generate_state(1, dtype=np.uint64)[0]
-        gen = torch.Generator().manual_seed(int(state))
-        uniform = torch.rand(rows.numel(), self.num_negatives, dtype=torch.float64, generator=gen)
-        allowed = self.allowed[rows].unsqueeze(1)
-        r = (uniform * allowed).long().clamp_(max=allowed - 1)
-        # r + #{j : f_j - j <= r}: count this row's adjusted keys up to row * m + r.
-        row_base = rows.unsqueeze(1) * self.m
-        count = torch.searchsorted(self.adjusted_keys, row_base + r, right=True)
-        negatives = r.add_(count).sub_(self.f_ptr[rows].unsqueeze(1))
-        self._cached = (b, negatives)
-        return negatives
-
-    def accumulate(
-        self, flat_scores: Tensor, start: int, p0: int, p1: int, sums: dict[str, Tensor]
-    ) -> None:
-        """Adds per-pair HR/NDCG of pairs ``[p0, p1)`` (rows from ``start``) to ``sums``."""
-        device = flat_scores.device
-        for b in range(p0 // self.block, (p1 - 1) // self.block + 1):
-            lo, hi = max(p0, b * self.block), min(p1, (b + 1) * self.block)
-            negatives = self._draw(b)[lo - b * self.block : hi - b * self.block].to(device)
-            rows = self.pair_rows[lo:hi].to(device)
-            base = (rows - start) * self.m
-            positive = flat_scores[base + self.pair_cols[lo:hi].to(device)]
-            negative = flat_scores[base.unsqueeze(1) + negatives]
-            rank = 1 + (negative > positive.unsqueeze(1)).sum(1)
-            rank = rank.to(torch.float64)
-            for k in self.ks:
-                inside = rank <= k
-                sums[f"sampled_hr@{k}"].index_add_(0, rows, inside.to(torch.float64))
-                ndcg = torch.where(inside, 1.0 / torch.log2(rank + 1.0), 0.0)
-                sums[f"sampled_ndcg@{k}"].index_add_(0, rows, ndcg)

@@ -21,6 +21,7 @@ from gnnrec.data.split import Split
 from gnnrec.errors import ConfigError
 from gnnrec.evaluate.evaluator import Evaluator, RankingTask
 from gnnrec.evaluate.metrics import METRIC_NAMES
+from gnnrec.evaluate.sampled import SAMPLED_NAMES
 from gnnrec.evaluate.tasks import MAIN, TASKS, split_tasks
 from gnnrec.keys import ALL, GROUPS, SPLITS, metric_key, parse_metric_key
 
@@ -76,7 +77,7 @@ class Protocol:
         ev = self.evaluator
         names = [f"{m}@{k}" for m in ev.metrics for k in ev.ks]
         if ev.sampled_negatives:
-            names += [f"sampled_{m}@{k}" for m in ("hr", "ndcg") for k in ev.sampled_ks]
+            names += [f"{m}@{k}" for m in SAMPLED_NAMES for k in ev.sampled_ks]
         return names
 
     def tasks(self, split: Split, item_domain: np.ndarray) -> dict[str, dict[str, RankingTask]]:

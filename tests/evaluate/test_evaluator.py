@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -5,7 +6,6 @@ import pytest
 import torch
 
 from gnnrec.evaluate import Evaluator, RankingTask
-from gnnrec.evaluate.evaluator import _NegativeSampler
 
 KS = (1, 3, 5, 20)
 NAMES = ("recall", "ndcg", "hit", "mrr", "precision")
@@ -287,86 +287,6 @@ def test_embedding_errors():
         Evaluator().evaluate(task, torch.ones(1, 4), torch.ones(3, 5))
 
 
-def test_sampled_hand_checked_rank():
-    # Item i scores i (dim 1). Candidates {1, 2, 3, 4, 5}; user 0: truth {2}, exclude
-    # {1, 3, 4} -> the only allowed negative is item 5 (score 5 > 2), so all 4 drawn
-    # negatives beat the positive: rank = 1 + 4 = 5, HR@1 = 0, HR@5 = 1,
-    # NDCG@5 = NDCG@10 = 1 / log2(5 + 1).
-    user_emb, item_emb = torch.ones(1, 1), torch.arange(6, dtype=torch.float32).unsqueeze(1)
-    task = RankingTask.from_pairs([0], [2], [1, 2, 3, 4, 5], [0, 0, 0], [1, 3, 4])
-    out = Evaluator(ks=(1,), sampled_negatives=4, sampled_ks=(1, 5, 10)).evaluate(
-        task, user_emb, item_emb
-    )
-    assert out["all/sampled_hr@1"] == 0.0
-    assert out["all/sampled_hr@5"] == 1.0
-    assert out["all/sampled_ndcg@5"] == pytest.approx(1 / math.log2(6))
-    assert out["all/sampled_ndcg@10"] == pytest.approx(1 / math.log2(6))
-    # A tie goes to the positive: negative item 5 now scores 2 like the positive.
-    item_emb[5] = 2.0
-    out = Evaluator(ks=(1,), sampled_negatives=4, sampled_ks=(1,)).evaluate(
-        task, user_emb, item_emb
-    )
-    assert out["all/sampled_hr@1"] == 1.0
-    assert out["all/sampled_ndcg@1"] == 1.0
-
-
-def test_sampled_averages_pairs_then_users():
-    # Item i scores i. User 0: truth {2, 5}, exclude {0, 1, 3} -> allowed negative {4}
-    # only, drawn 3 times: pair (0, 2) has rank 1 + 3 = 4, pair (0, 5) rank 1.
-    #   hr@1 = (0 + 1) / 2, hr@4 = 1, ndcg@4 = (1 / log2 5 + 1) / 2.
-    # User 1: truth {5}, exclude {0, 1, 2, 3} -> negative {4}: rank 1 -> all 1.
-    # Group "all" averages users: hr@1 = (0.5 + 1) / 2.
-    user_emb, item_emb = torch.ones(2, 1), torch.arange(6, dtype=torch.float32).unsqueeze(1)
-    task = RankingTask.from_pairs(
-        [0, 0, 1], [2, 5, 5], torch.arange(6), [0, 0, 0, 1, 1, 1, 1], [0, 1, 3, 0, 1, 2, 3]
-    )
-    results, per_user = Evaluator(ks=(1,), sampled_negatives=3, sampled_ks=(1, 4)).evaluate(
-        task, user_emb, item_emb, return_per_user=True
-    )
-    assert per_user["sampled_hr@1"].tolist() == [0.5, 1.0]
-    assert per_user["sampled_hr@4"].tolist() == [1.0, 1.0]
-    assert per_user["sampled_ndcg@4"].tolist() == pytest.approx([(1 / math.log2(5) + 1) / 2, 1.0])
-    assert results["all/sampled_hr@1"] == pytest.approx(0.75)
-
-
-def test_sampled_determinism_and_seed():
-    user_emb, item_emb, cands, truth, excl = _random_problem(7)
-    task = _task(cands, truth, excl)
-
-    def run(seed, batch_size=4096):
-        evaluator = Evaluator(
-            ks=(5,), sampled_negatives=20, sampled_ks=(5,), seed=seed, batch_size=batch_size
-        )
-        return evaluator.evaluate(task, user_emb, item_emb, return_per_user=True)[1]
-
-    first = run(0)
-    assert torch.equal(first["sampled_ndcg@5"], run(0)["sampled_ndcg@5"])
-    assert torch.equal(first["sampled_ndcg@5"], run(0, batch_size=3)["sampled_ndcg@5"])
-    assert not torch.equal(first["sampled_ndcg@5"], run(1)["sampled_ndcg@5"])
-    assert {"sampled_hr@5", "sampled_ndcg@5", "ndcg@5"} <= set(first)
-
-
-def test_sampled_negatives_are_allowed_and_uniform():
-    # User 0 may draw from {2, 5, 6, 9} only; draws must cover them about equally.
-    task = RankingTask.from_pairs([0, 0, 1], [1, 3, 0], torch.arange(10), [0] * 4, [0, 4, 7, 8])
-    evaluator = Evaluator(sampled_negatives=4000)
-    truth_keys = torch.tensor([1, 3, 10])  # row * m + col with m = 10
-    excl_keys = torch.tensor([0, 4, 7, 8])
-    sampler = _NegativeSampler(task, truth_keys, excl_keys, evaluator)
-    negatives = sampler._draw(0)
-    assert negatives.shape == (3, 4000)
-    user0 = negatives[:2].flatten()
-    assert set(user0.tolist()) == {2, 5, 6, 9}
-    assert torch.bincount(user0, minlength=10)[[2, 5, 6, 9]].min() > 1800  # ~2000 each
-    assert set(negatives[2].tolist()) == set(range(1, 10))
-
-
-def test_sampled_error_when_nothing_to_sample():
-    task = RankingTask.from_pairs([0], [0], [0, 1], [0], [1])
-    with pytest.raises(ValueError, match="user 0 has no candidate"):
-        Evaluator(sampled_negatives=5).evaluate(task, torch.ones(1, 2), torch.ones(2, 2))
-
-
 def test_duplicate_truth_in_hand_built_task():
     ptr = torch.tensor([0, 2])
     task = RankingTask(
@@ -383,3 +303,121 @@ def test_repr():
     assert repr(Evaluator(sampled_negatives=99, seed=3)).endswith(
         "sampled_negatives=99, sampled_ks=[10], seed=3)"
     )
+
+
+def _tied_problem(seed, num_users=12, num_items=6):
+    """Integer-valued scores (many ties, also across the top-K cut) and masks."""
+    rng = np.random.default_rng(seed)
+    user_emb = torch.from_numpy(rng.integers(0, 2, size=(num_users, 2)).astype(np.float64))
+    item_emb = torch.from_numpy(rng.integers(0, 3, size=(num_items, 2)).astype(np.float64))
+    cands = rng.permutation(num_items)
+    truth, excl = {}, {}
+    for user in range(num_users):
+        items = rng.permutation(cands)
+        n_t, n_e = rng.integers(1, 4), rng.integers(0, 3)
+        truth[user] = {int(i) for i in items[:n_t]}
+        excl[user] = {int(i) for i in items[n_t : n_t + n_e]}
+    return user_emb, item_emb, cands, truth, excl
+
+
+def _brute_force(user_emb, item_emb, cands, truth, excl, ks):
+    """Average of the no-tie metrics over every tie-break (all permutations of the items)."""
+    out = {f"{name}@{k}": [] for name in NAMES for k in ks}
+    perms = list(itertools.permutations(range(len(cands))))
+    for user in sorted(truth):
+        scores = (item_emb[cands] @ user_emb[user]).tolist()
+        valid = [int(c) not in excl[user] for c in cands]
+        sums = dict.fromkeys(out, 0.0)
+        for perm in perms:
+            order = sorted(range(len(cands)), key=lambda j: (not valid[j], -scores[j], perm[j]))
+            rel = [valid[j] and int(cands[j]) in truth[user] for j in order]
+            for k in ks:
+                top = rel[:k]
+                first = next((r for r, x in enumerate(top) if x), None)
+                idcg = sum(1 / math.log2(r + 2) for r in range(min(len(truth[user]), k)))
+                sums[f"recall@{k}"] += sum(top) / len(truth[user])
+                sums[f"precision@{k}"] += sum(top) / k
+                sums[f"hit@{k}"] += float(first is not None)
+                sums[f"mrr@{k}"] += 0.0 if first is None else 1 / (first + 1)
+                sums[f"ndcg@{k}"] += (
+                    sum(1 / math.log2(r + 2) for r, x in enumerate(top) if x) / idcg
+                )
+        for key, total in sums.items():
+            out[key].append(total / len(perms))
+    return {key: torch.tensor(values, dtype=torch.float64) for key, values in out.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("ks", [(1, 2, 3), (2, 4, 8)])
+def test_ties_match_average_over_all_tie_breaks(seed, ks):
+    # ks = (1, 2, 3) cuts tied blocks at K_max = 3 < m = 6 (the block's rest is counted
+    # outside the top list); ks = (2, 4, 8) has K > m. Chunks of 5 users split the rows.
+    user_emb, item_emb, cands, truth, excl = _tied_problem(seed)
+    task = _task(cands, truth, excl)
+    _, per_user = Evaluator(ks=ks, batch_size=5).evaluate(task, user_emb, item_emb, True)
+    expected = _brute_force(user_emb, item_emb, cands, truth, excl, ks)
+    for key, values in expected.items():
+        torch.testing.assert_close(per_user[key], values, rtol=0, atol=1e-12, msg=key)
+
+
+def test_constant_scores_give_the_random_level():
+    # All scores equal: Recall@K = K / m' exactly, m' = the user's unmasked candidates
+    # (1 when K >= m'). The old top-k order gave whatever torch.topk returned.
+    m = 50
+    rng = np.random.default_rng(0)
+    truth = {u: {int(rng.integers(0, m))} for u in range(30)}
+    excl = {u: set(rng.choice(m, size=u, replace=False).tolist()) - truth[u] for u in truth}
+    task = _task(np.arange(m), truth, excl)
+    ks = (1, 10, 20, 60)
+    _, per_user = Evaluator(ks=ks, batch_size=7).evaluate(
+        task, torch.ones(30, 3), torch.ones(m, 3), True
+    )
+    valid = torch.tensor([m - len(excl[u]) for u in sorted(truth)], dtype=torch.float64)
+    for k in ks:
+        level = (k / valid).clamp(max=1.0)
+        torch.testing.assert_close(per_user[f"recall@{k}"], level, rtol=0, atol=1e-12)
+        torch.testing.assert_close(per_user[f"hit@{k}"], level, rtol=0, atol=1e-12)
+        torch.testing.assert_close(per_user[f"precision@{k}"], level / k, rtol=0, atol=1e-12)
+    harmonic = sum(1 / r for r in range(1, 11))
+    torch.testing.assert_close(per_user["mrr@10"], harmonic / valid, rtol=0, atol=1e-12)
+
+
+def test_random_scores_near_the_random_level():
+    # Scores independent of the (uniform) truth: mean Recall@10 is 10 / m in expectation;
+    # 4 standard errors of a Bernoulli(10 / m) mean over 3000 users.
+    n, m, k = 3000, 200, 10
+    gen = torch.Generator().manual_seed(0)
+    users = torch.arange(n)
+    items = torch.randint(0, m, (n,), generator=gen)
+    task = RankingTask.from_pairs(users, items, torch.arange(m))
+    out = Evaluator(ks=(k,), metrics=("recall",)).evaluate(
+        task, torch.randn(n, 16, generator=gen), torch.randn(m, 16, generator=gen)
+    )
+    p = k / m
+    assert abs(out["all/recall@10"] - p) < 4 * math.sqrt(p * (1 - p) / n)
+
+
+def test_ties_do_not_depend_on_candidate_order():
+    # Listing the candidates in reverse order reverses the local positions, which is what
+    # topk's order of equal values follows; once ties cost their expectation nothing changes.
+    user_emb, item_emb, cands, truth, excl = _tied_problem(3, num_users=20, num_items=9)
+    evaluator = Evaluator(ks=(1, 3, 5))
+    forward = evaluator.evaluate(_task(cands, truth, excl), user_emb, item_emb)
+    backward = evaluator.evaluate(_task(cands[::-1].copy(), truth, excl), user_emb, item_emb)
+    assert forward.keys() == backward.keys()
+    for key in forward:
+        assert forward[key] == pytest.approx(backward[key], abs=1e-12), key
+
+
+def test_nan_scores_raise_naming_the_user():
+    task = RankingTask.from_pairs([3, 5], [0, 1], [0, 1, 2])
+    user_emb = torch.ones(6, 2)
+    user_emb[5, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN for user 5 \(row 1\).*user_emb or item_emb"):
+        Evaluator(ks=(1,)).evaluate(task, user_emb, torch.ones(3, 2))
+    # A NaN only at a masked item is masked away.
+    item_emb = torch.ones(3, 2)
+    item_emb[2, 0] = float("nan")
+    task = RankingTask.from_pairs([0], [0], [0, 1, 2], [0], [2])
+    out = Evaluator(ks=(1,), metrics=("recall",)).evaluate(task, torch.ones(1, 2), item_emb)
+    assert out["all/recall@1"] == pytest.approx(1 / 2)
