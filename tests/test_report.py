@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -367,44 +366,6 @@ def test_duplicate_seed_and_unknown_metric(sweep, tmp_path):
         report([copy])
     with pytest.raises(KeyError, match="no run recorded"):
         report([sweep], metrics=["test/all/ndcg@999"])
-
-
-def test_wandb_offline_runs(tmp_path, monkeypatch):
-    """Metrics from the summary, overrides and seed from the config, per-user from files_dir."""
-    import gnnrec.track.offline as offline
-
-    logged = {}
-    for label in ("model=pop", "model=mf"):
-        for seed in (0, 1):
-            folder = tmp_path / label / str(seed) / "wandb" / "offline-run-20260101_000000-ab"
-            files = tmp_path / "files" / label / str(seed)
-            files.mkdir(parents=True)
-            folder.mkdir(parents=True)
-            frame = per_user_frame(label, seed)
-            frame.to_parquet(files / "per_user.parquet", index=False)
-            summary = {"test/all/ndcg@20": frame.query("task == 'main'")["ndcg@20"].mean()}
-            logged[folder] = SimpleNamespace(
-                config={"overrides": [label, "tracker=wandb", f"seed={seed}"], "seed": seed},
-                history=[{"epoch": 0, "train/loss": 0.5, "_step": 0}],
-                summary={**summary, "_runtime": 3.0},
-                files_dir=str(files),
-            )
-    unfinished = tmp_path / "model=mf" / "9" / "wandb" / "offline-run-x"
-    unfinished.mkdir(parents=True)
-    logged[unfinished] = SimpleNamespace(config={}, history=[], summary={"_runtime": 1})
-    monkeypatch.setattr(offline, "read_offline_run", lambda folder: logged[Path(folder)])
-    with pytest.warns(UserWarning, match="did not finish"):
-        rep = report([tmp_path], wandb=True, baseline="model=pop")
-    assert list(rep.summary.index) == ["model=mf", "model=pop"]
-    assert rep.summary.loc["model=mf", "n_seeds"] == 2
-    row = rep.significance.iloc[0]
-    d, _ = paired_differences("model=mf", "test/all/ndcg@20")
-    assert row["n_seeds"] == 2 and row["n_users"] == 6
-    assert row["diff"] == pytest.approx(
-        statistics.mean(statistics.mean(DELTA_MF[s][u] for s in (0, 1)) for u in USERS)
-    )
-    assert rep.runs[0].history == [{"epoch": 0, "train/loss": 0.5}]
-    assert d  # the definitions are shared with the folder runs
 
 
 def test_summarize_script_still_works(sweep, tmp_path, capsys):

@@ -1,7 +1,6 @@
 """Reports of saved runs: tables over seeds, paired significance tests, figures.
 
-``gnnrec-report`` (:func:`main`) and :func:`report` read run folders (or W&B offline
-runs), group them by their overrides apart from the seed, and write mean ± std tables,
+``gnnrec-report`` (:func:`main`) and :func:`report` read run folders, group them by their overrides apart from the seed, and write mean ± std tables,
 paired per-user tests against a baseline and figures. :func:`metrics_table` prints one
 run's metrics at the end of ``gnnrec-train``. See ``docs/report.md``.
 """

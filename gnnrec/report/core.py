@@ -169,7 +169,6 @@ def report(
     metrics: Sequence[str] | None = None,
     baseline: str | None = None,
     out: str | Path | None = None,
-    wandb: bool = False,
     curve_metric: str = "val/all/ndcg@20",
     digits: int = 4,
     ignore: Iterable[str] = IGNORED_KEYS,
@@ -182,7 +181,6 @@ def report(
         baseline: Group label (or a part of exactly one) to test the others against,
             with paired per-user tests; needs every compared run's ``per_user.parquet``.
         out: Folder to write tables and figures into (:meth:`Report.write`).
-        wandb: Read W&B offline runs instead of ``metrics.json`` folders.
         curve_metric: History key of the learning-curve figure.
         digits: Decimals of means and stds in the tables.
         ignore: Top-level config keys whose overrides do not define a group
@@ -197,7 +195,7 @@ def report(
         ValueError: No run found; two runs of one group share a seed; ``baseline``
             matches no group or several; compared groups share no seed or user.
     """
-    runs = load_runs(folders, wandb=wandb, ignore=ignore)
+    runs = load_runs(folders, ignore=ignore)
     check_unique_seeds(runs)
     metrics = list(metrics) if metrics else default_metrics(runs)
     if not metrics:
@@ -229,9 +227,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("folders", nargs="+", type=Path, help="run or multirun folders")
     parser.add_argument(
-        "--wandb", action="store_true", help="read W&B offline runs (wandb/offline-run-*)"
-    )
-    parser.add_argument(
         "--metrics",
         nargs="+",
         metavar="KEY",
@@ -250,7 +245,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.folders,
             metrics=args.metrics,
             baseline=args.baseline,
-            wandb=args.wandb,
             digits=args.digits,
         )
         written = rep.write(args.out, args.curve_metric) if args.out else []

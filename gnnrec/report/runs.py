@@ -1,8 +1,7 @@
 """Find saved runs, read what they recorded, and group them by configuration.
 
 A *run* is a folder holding ``metrics.json`` (written by ``gnnrec-train`` and
-:func:`gnnrec.api.train`), or, with ``wandb=True``, a W&B offline run folder
-(``wandb/offline-run-*``). Runs whose Hydra overrides are equal once the seed and the
+:func:`gnnrec.api.train`). Runs whose Hydra overrides are equal once the seed and the
 location-only overrides (:data:`IGNORED_KEYS`) are removed form one *group*; the seeds of
 a group are its repetitions. A group's *label* is its overrides that are not shared by
 every group, so the label says what distinguishes it.
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +35,7 @@ class Run:
     """One finished run: where it lies, its group overrides, seed and what it recorded.
 
     Attributes:
-        path: The run folder (or the W&B ``offline-run-*`` folder).
+        path: The run folder.
         overrides: The run's overrides without the seed and the :data:`IGNORED_KEYS`.
         seed: The run's seed, as written in its override or config (``"0"`` by default).
         metrics: Final metrics (``metrics.json`` or the W&B summary).
@@ -65,7 +63,7 @@ class Run:
             raise FileNotFoundError(
                 f"{where} does not exist: run {self.path} ({self.label or 'no label'}, seed "
                 f"{self.seed}) has no per-user metrics, which the significance tests need. "
-                f"Create it with `gnnrec-evaluate {_run_folder(self.path)}` (re-evaluates the "
+                f"Create it with `gnnrec-evaluate {self.path}` (re-evaluates the "
                 "saved checkpoint), or leave out --baseline"
             )
         return pd.read_parquet(self.per_user_path)
@@ -84,11 +82,6 @@ def _ignored(override: str, ignore: Iterable[str]) -> bool:
 def _natural(path: Path) -> list:
     """Sort key putting ``multirun/2`` before ``multirun/10``."""
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(path))]
-
-
-def _run_folder(path: Path) -> Path:
-    """The run folder of a run (the parent of ``wandb/offline-run-*`` for W&B runs)."""
-    return path.parent.parent if path.name.startswith("offline-run-") else path
 
 
 def _read_overrides(run_dir: Path) -> list[str] | None:
@@ -127,57 +120,10 @@ def _read_folder_run(run_dir: Path) -> tuple[list[str], str, dict, list, Path | 
     return overrides, seed, metrics, history, per_user if per_user.is_file() else None
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    """W&B values without its own ``_step``/``_runtime``/``_wandb`` keys."""
-    return {
-        k: v
-        for k, v in row.items()
-        if not k.startswith("_") and isinstance(v, int | float) and not isinstance(v, bool)
-    }
-
-
-def _read_wandb_run(folder: Path) -> tuple[list[str], str, dict, list, Path | None] | None:
-    from gnnrec.track.offline import read_offline_run
-
-    logged = read_offline_run(folder)
-    config = logged.config
-    metrics = _public(logged.summary)
-    if not any(k.startswith("test/") for k in metrics):
-        warnings.warn(
-            f"{folder}: the W&B summary holds no test/ metrics (the run did not finish); skipped",
-            stacklevel=3,
-        )
-        return None
-    overrides = config.get("overrides")
-    if overrides is None:
-        overrides = _read_overrides(_run_folder(folder))
-    if overrides is None:
-        raise ValueError(
-            f"{folder}: the W&B config has no 'overrides' and {_run_folder(folder)}/.hydra/"
-            "overrides.yaml does not exist, so the run cannot be grouped; read its run folder "
-            "without --wandb"
-        )
-    overrides = [str(o) for o in overrides]
-    history = [_public(row) for row in logged.history if "epoch" in row]
-    files_dir = getattr(logged, "files_dir", None)
-    candidates = [Path(files_dir)] if files_dir else []
-    candidates += [folder / "files", _run_folder(folder)]
-    per_user = next(
-        (c / "per_user.parquet" for c in candidates if (c / "per_user.parquet").is_file()), None
-    )
-    return overrides, _seed_of(overrides, config.get("seed")), metrics, history, per_user
-
-
-def _find(folder: Path, wandb: bool) -> list[Path]:
+def _find(folder: Path) -> list[Path]:
     if not folder.exists():
         raise FileNotFoundError(f"{folder} does not exist; pass run folders or their parents")
-    if wandb:
-        if folder.name.startswith("offline-run-"):
-            return [folder]
-        found = [p for p in folder.rglob("offline-run-*") if p.is_dir()]
-    else:
-        found = [p.parent for p in folder.rglob("metrics.json")]
-    return sorted(found, key=_natural)
+    return sorted((p.parent for p in folder.rglob("metrics.json")), key=_natural)
 
 
 def _labels(groups: Sequence[tuple[str, ...]]) -> list[str]:
@@ -190,18 +136,13 @@ def _labels(groups: Sequence[tuple[str, ...]]) -> list[str]:
 
 def load_runs(
     folders: Sequence[str | Path],
-    wandb: bool = False,
     ignore: Iterable[str] = IGNORED_KEYS,
 ) -> list[Run]:
     """Read every run under ``folders`` and label it with its group.
 
     Args:
         folders: Run folders, multirun folders, or any parents: searched recursively for
-            ``metrics.json`` (or, with ``wandb``, for ``offline-run-*`` folders).
-        wandb: Read W&B offline runs instead: metrics from the summary, overrides and seed
-            from the config (``overrides``, ``seed``; else the enclosing run folder's
-            ``.hydra/overrides.yaml``), curves from the history and per-user metrics from
-            the run's files folder. Unfinished runs (no ``test/`` summary) are skipped.
+            ``metrics.json``.
         ignore: Top-level config keys whose overrides do not define a group.
 
     Returns:
@@ -219,19 +160,15 @@ def load_runs(
     runs: list[Run] = []
     seen: set[Path] = set()
     for folder in folders:
-        for path in _find(Path(folder), wandb):
+        for path in _find(Path(folder)):
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
-            read = _read_wandb_run(path) if wandb else _read_folder_run(path)
-            if read is None:
-                continue
-            overrides, seed, metrics, history, per_user = read
+            overrides, seed, metrics, history, per_user = _read_folder_run(path)
             by_key = {override_key(o): o for o in overrides if not _ignored(o, ignore)}
             runs.append(Run(path, tuple(by_key.values()), seed, metrics, history, per_user))
     if not runs:
-        what = "W&B offline-run-* folders with a test/ summary" if wandb else "metrics.json"
-        raise NoRunsError(f"no {what} under {[str(f) for f in folders]}")
+        raise NoRunsError(f"no metrics.json under {[str(f) for f in folders]}")
     keys = list(dict.fromkeys(tuple(sorted(r.overrides)) for r in runs))
     first = {}
     for r in runs:
@@ -240,12 +177,11 @@ def load_runs(
     return [replace(r, label=labels[tuple(sorted(r.overrides))]) for r in runs]
 
 
-def collect_runs(folders: Sequence[str | Path], wandb: bool = False) -> pd.DataFrame:
+def collect_runs(folders: Sequence[str | Path]) -> pd.DataFrame:
     """One row per run: ``run_dir``, ``overrides``, ``label``, ``seed`` and its metrics.
 
     Args:
         folders: Run folders, or parents searched recursively for ``metrics.json``.
-        wandb: Read W&B offline runs instead (see :func:`load_runs`).
 
     Returns:
         A frame with an ``overrides`` column (the run's overrides without ``seed`` and
@@ -254,7 +190,7 @@ def collect_runs(folders: Sequence[str | Path], wandb: bool = False) -> pd.DataF
         is found.
     """
     try:
-        runs = load_runs(folders, wandb=wandb)
+        runs = load_runs(folders)
     except NoRunsError:
         return pd.DataFrame()
     return pd.DataFrame(
