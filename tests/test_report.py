@@ -35,7 +35,7 @@ from gnnrec.report import (
     report,
     short_label,
 )
-from gnnrec.report.stats import find_label
+from gnnrec.report.stats import FINGERPRINTS, find_label
 
 # ---------------------------------------------------------------- synthetic runs
 SEEDS = (0, 1, 2)
@@ -71,11 +71,15 @@ def group_of(seed, user):
     return "cold" if user in COLD[seed] else "warm"
 
 
-def per_user_frame(label, seed):
+def per_user_frame(label, seed, split=None, data="data-a"):
+    """The run's rows; users ``u`` have raw ids ``"u<u>"``; the split is ``split-<seed>``."""
     rows = [("main", u, group_of(seed, u), value(label, seed, u)) for u in USERS]
     rows += [("cold_item", u, "cold_item", value(label, seed, u, "ci")) for u in COLD_ITEM_USERS]
     frame = pd.DataFrame(rows, columns=["task", "user_idx", "group", "ndcg@20"])
+    frame.insert(2, "user_id", [f"u{u}" for u in frame["user_idx"]])
     frame["recall@20"] = 2 * frame["ndcg@20"]
+    frame["data_fingerprint"] = data
+    frame["split_fingerprint"] = f"split-{seed}" if split is None else split
     return frame
 
 
@@ -349,14 +353,70 @@ def test_missing_per_user_names_the_file(sweep, tmp_path):
 
 def test_groups_without_shared_seed_or_users(sweep, tmp_path):
     copy = shutil.copytree(sweep, tmp_path / "sweep")
-    write_run(copy / "20", [*COMMON, "model=x", "seed=7"], per_user_frame("model=pop", 0))
-    with pytest.raises(ValueError, match=r"'model=x' \(seeds \['7'\]\) .* share no seed"):
+    write_run(
+        copy / "20", [*COMMON, "model=x", "seed=7"], per_user_frame("model=pop", 0, split="split-7")
+    )
+    with pytest.raises(ValueError, match=r"no run of 'model=x' shares a split"):
         report([copy], baseline="model=pop")
     shutil.rmtree(copy / "20")
-    other = per_user_frame("model=pop", 0).assign(user_idx=lambda f: f["user_idx"] + 100)
+    other = per_user_frame("model=pop", 0).assign(user_id=lambda f: f["user_id"] + "x")
     write_run(copy / "20", [*COMMON, "model=x", "seed=0"], other)
     with pytest.raises(ValueError, match="have no user in common"):
         report([copy], baseline="model=pop")
+
+
+def test_users_pair_on_raw_ids_not_on_internal_indices(sweep, tmp_path):
+    """Other preprocessing renumbers users; the pairs must still join the same people."""
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    expected = report([sweep], baseline="model=pop").significance
+    for job in (3, 4, 5):  # the model=mf runs
+        frame = pd.read_parquet(copy / str(job) / "per_user.parquet")
+        frame["user_idx"] = 5 - frame["user_idx"]  # same people, other numbers
+        frame.to_parquet(copy / str(job) / "per_user.parquet", index=False)
+    got = report([copy], baseline="model=pop").significance
+    pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [("data-a", "the same data but different splits"), ("data-b", "different data")],
+)
+def test_runs_over_other_splits_or_data_are_refused(sweep, tmp_path, data, message):
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    frame = per_user_frame("model=mf", 1, split="split-other", data=data)
+    frame.to_parquet(copy / "4" / "per_user.parquet", index=False)  # model=mf, seed 1
+    with pytest.raises(ValueError, match=message) as err:
+        report([copy], baseline="model=pop")
+    text = str(err.value)
+    assert f"{copy / '4'}" in text and f"{copy / '1'}" in text  # both runs, by folder
+
+
+def test_old_per_user_files_are_refused_with_the_fix(sweep, tmp_path):
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    old = per_user_frame("model=mf", 1).drop(columns=["user_id", *FINGERPRINTS])
+    old.to_parquet(copy / "4" / "per_user.parquet", index=False)
+    with pytest.raises(ValueError, match=r"gnnrec-evaluate .*4`") as err:
+        report([copy], baseline="model=pop")
+    assert "user_id" in str(err.value)
+
+
+def test_a_fixed_split_pairs_every_training_seed(tmp_path):
+    """data.split.seed fixed: both seeds of each group share one split; users once each."""
+    for job, (label, seed) in enumerate(
+        [("model=pop", 0), ("model=pop", 1), ("model=mf", 0), ("model=mf", 1)]
+    ):
+        frame = per_user_frame(label, seed, split="split-fixed")
+        frame["group"] = [
+            group_of(0, u) if t == "main" else t
+            for t, u in zip(frame["task"], frame["user_idx"], strict=True)
+        ]
+        write_run(tmp_path / str(job), [label, f"seed={seed}"], frame)
+    row = report([tmp_path], baseline="model=pop", metrics=["test/all/ndcg@20"]).significance
+    row = row.iloc[0]
+    assert (row["n_users"], row["n_seeds"]) == (6, 2)
+    # per user: mean over seeds 0 and 1 of (mf - pop) = mean of the two DELTA_MF rows
+    want = statistics.mean(statistics.mean(DELTA_MF[s][u] for s in (0, 1)) for u in USERS)
+    assert row["diff"] == pytest.approx(want)
 
 
 def test_duplicate_seed_and_unknown_metric(sweep, tmp_path):

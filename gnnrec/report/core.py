@@ -99,10 +99,11 @@ class Report:
         return (
             f"## Paired tests against `{self.baseline}`\n\n"
             + markdown_significance(self.significance, self.digits)
-            + "\n\nPer-user test metrics (`per_user.parquet`) paired on (seed, user) over "
-            "the seeds both groups ran, each user's values averaged over those seeds (one "
-            "pair per user); `baseline` and `mean` are means over these users. Two-sided "
-            "paired t-test and Wilcoxon signed-rank test; Holm adjustment over the "
+            + "\n\nPer-user test metrics (`per_user.parquet`) paired on raw user ids within "
+            "each split both groups evaluated (same `split_fingerprint`), each user's values "
+            "averaged over those runs (one pair per user); `baseline` and `mean` are means "
+            "over these users. Two-sided paired t-test and Wilcoxon signed-rank test; Holm "
+            "adjustment over the "
             f"{len(self.significance)} comparisons of this table, per test.\n"
         )
 
