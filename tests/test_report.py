@@ -517,3 +517,55 @@ def test_console_table_lists_groups_in_order():
     lines = [line for line in buffer.getvalue().splitlines() if "│" in line]
     assert [line.split("│")[1].strip() for line in lines] == ["warm", "cold", "all"]
     assert "0.4000" in lines[0] and "0.9000" not in buffer.getvalue()
+
+
+# ------------------------------------------------- grouping by the resolved config
+def config_run(folder, overrides, seed_value=0.1):
+    """A run folder whose .hydra/config.yaml is the real composed config of ``overrides``."""
+    from omegaconf import OmegaConf
+
+    from gnnrec.api import compose
+
+    make_run(folder, overrides, {"test/all/ndcg@20": seed_value})
+    text = OmegaConf.to_yaml(compose(overrides))
+    (folder / ".hydra" / "config.yaml").write_text(text)
+
+
+def test_groups_are_what_ran_not_how_it_was_spelt(tmp_path):
+    # The same configuration written three ways, with other locations and seeds.
+    config_run(tmp_path / "0", ["model=lightgcn", "seed=0", "paths.cache_dir=/a"])
+    config_run(tmp_path / "1", ["model.num_layers=3", "seed=1", "trainer.progress=false"])
+    config_run(tmp_path / "2", ["seed=2", "tracker=none", "trainer.resume=null"])
+    config_run(tmp_path / "3", ["model.num_layers=2", "seed=0"])
+    config_run(tmp_path / "4", ["model=lightgcn_text", "loss=softmax", "seed=0"])
+    runs = load_runs([tmp_path])
+    labels = [r.label for r in runs]
+    assert labels[0] == labels[1] == labels[2] == "model=lightgcn model.num_layers=3 loss=bpr"
+    assert labels[3] == "model=lightgcn model.num_layers=2 loss=bpr"
+    assert labels[4] == "model=lightgcn_text loss=softmax"
+    assert "paths" not in " ".join(labels) and "seed" not in " ".join(labels)
+    assert find_label(runs, "model=lightgcn_text") == labels[4]
+    assert find_label(runs, "model=lightgcn model.num_layers=2") == labels[3]
+    with pytest.raises(ValueError, match="ambiguous"):
+        find_label(runs, "model.num_layers=2")  # lightgcn_text runs two layers as well
+    assert find_label(runs, "model=lightgcn model.num_layers=3") == labels[0]
+    assert find_label(runs, "loss=softmax") == labels[4]
+    with pytest.raises(ValueError, match="ambiguous"):
+        find_label(runs, "model=lightgcn")  # two groups chose lightgcn; never lightgcn_text
+
+
+def test_a_fixed_split_seed_groups_training_seeds_and_a_following_one_is_dropped(tmp_path):
+    config_run(tmp_path / "0", ["model=mf", "seed=0", "data.split.seed=7"])
+    config_run(tmp_path / "1", ["model=mf", "seed=1", "data.split.seed=7"])
+    config_run(tmp_path / "2", ["model=mf", "seed=0", "data.split.seed=8"])
+    config_run(tmp_path / "3", ["model=mf", "seed=1"])  # data.split.seed follows seed
+    config_run(tmp_path / "4", ["model=mf", "seed=2"])
+    runs = load_runs([tmp_path])
+    assert [r.label for r in runs] == [
+        "data.split.seed=7",
+        "data.split.seed=7",
+        "data.split.seed=8",
+        "(defaults)",
+        "(defaults)",
+    ]
+    assert "data.split.seed" not in runs[3].config and runs[0].config["data.split.seed"] == 7

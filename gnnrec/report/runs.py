@@ -1,10 +1,12 @@
 """Find saved runs, read what they recorded, and group them by configuration.
 
 A *run* is a folder holding ``metrics.json`` (written by ``gnnrec-train`` and
-:func:`gnnrec.api.train`). Runs whose Hydra overrides are equal once the seed and the
-location-only overrides (:data:`IGNORED_KEYS`) are removed form one *group*; the seeds of
-a group are its repetitions. A group's *label* is its overrides that are not shared by
-every group, so the label says what distinguishes it.
+:func:`gnnrec.api.train`). Runs whose resolved configs (``.hydra/config.yaml``) are
+equal once the seed and the location-only keys (:data:`IGNORED_KEYS`) are removed form
+one *group*; the seeds of a group are its repetitions. A group's *label* shows the
+config-group choices and keys that differ between groups
+(:mod:`gnnrec.report.groups`). A run without ``.hydra/config.yaml`` is grouped by its
+recorded overrides instead.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-__all__ = ["IGNORED_KEYS", "NoRunsError", "Run", "collect_runs", "load_runs", "override_key"]
+from gnnrec.report.groups import IGNORED_KEYS, config_choices, group_labels, resolved_config
 
-IGNORED_KEYS = ("seed", "hydra", "paths", "tracker", "task_name")
-"""Top-level config keys whose overrides never make a group: the seed (the repetition
-itself) and the keys that only say where a run is written or logged."""
+__all__ = ["IGNORED_KEYS", "NoRunsError", "Run", "collect_runs", "load_runs", "override_key"]
 
 
 class NoRunsError(ValueError):
@@ -36,12 +36,15 @@ class Run:
 
     Attributes:
         path: The run folder.
-        overrides: The run's overrides without the seed and the :data:`IGNORED_KEYS`.
+        overrides: The run's recorded overrides without the seed and the
+            :data:`IGNORED_KEYS` (the command a group shows).
         seed: The run's seed, as written in its override or config (``"0"`` by default).
         metrics: Final metrics (``metrics.json`` or the W&B summary).
         history: Per-epoch records (``history.json`` or the W&B history).
         per_user_path: The run's ``per_user.parquet``, or ``None`` when it has none.
         label: The group's label, set by :func:`load_runs`.
+        config: The flat resolved config that defines the group (the group key).
+        choices: Config-group choices (``{"model": "lightgcn", ...}``) where known.
     """
 
     path: Path
@@ -51,6 +54,8 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     per_user_path: Path | None = None
     label: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
 
     def per_user(self) -> pd.DataFrame:
         """The run's test metrics per user (``per_user.parquet``).
@@ -75,8 +80,8 @@ def override_key(override: str) -> str:
 
 
 def _ignored(override: str, ignore: Iterable[str]) -> bool:
-    top = re.split(r"[./]", override_key(override), maxsplit=1)[0]
-    return top in set(ignore)
+    key = override_key(override).replace("/", ".")
+    return any(key == p or key.startswith(f"{p}.") for p in ignore)
 
 
 def _natural(path: Path) -> list:
@@ -126,14 +131,6 @@ def _find(folder: Path) -> list[Path]:
     return sorted((p.parent for p in folder.rglob("metrics.json")), key=_natural)
 
 
-def _labels(groups: Sequence[tuple[str, ...]]) -> list[str]:
-    """Each group's overrides that not every group shares (all of them for a single group)."""
-    if len(groups) == 1:
-        return [" ".join(groups[0]) or "(defaults)"]
-    common = set.intersection(*(set(g) for g in groups))
-    return [" ".join(o for o in g if o not in common) or "(defaults)" for g in groups]
-
-
 def load_runs(
     folders: Sequence[str | Path],
     ignore: Iterable[str] = IGNORED_KEYS,
@@ -143,12 +140,13 @@ def load_runs(
     Args:
         folders: Run folders, multirun folders, or any parents: searched recursively for
             ``metrics.json``.
-        ignore: Top-level config keys whose overrides do not define a group.
+        ignore: Dotted config keys (and everything under them) that do not define a group.
 
     Returns:
         The runs in folder order (multirun job numbers in numeric order), each with
-        ``label`` set. Groups are the runs with equal overrides once ``seed`` and
-        ``ignore`` keys are removed (the order of the overrides does not matter).
+        ``label``, ``config`` and ``choices`` set. Groups are the runs with equal
+        resolved configs once ``ignore`` keys, seed-following keys and location keys are
+        removed (see :mod:`gnnrec.report.groups`).
 
     Raises:
         FileNotFoundError: A folder does not exist.
@@ -166,15 +164,31 @@ def load_runs(
             seen.add(path.resolve())
             overrides, seed, metrics, history, per_user = _read_folder_run(path)
             by_key = {override_key(o): o for o in overrides if not _ignored(o, ignore)}
-            runs.append(Run(path, tuple(by_key.values()), seed, metrics, history, per_user))
+            kept = tuple(by_key.values())
+            config_path = path / ".hydra" / "config.yaml"
+            if config_path.is_file():
+                config = resolved_config(config_path, ignore)
+            else:  # an old run: its overrides are all that says what ran
+                config = {k: o.split("=", 1)[-1] for k, o in by_key.items()}
+            choices = config_choices(path, overrides)
+            runs.append(
+                Run(path, kept, seed, metrics, history, per_user, config=config, choices=choices)
+            )
     if not runs:
         raise NoRunsError(f"no metrics.json under {[str(f) for f in folders]}")
-    keys = list(dict.fromkeys(tuple(sorted(r.overrides)) for r in runs))
-    first = {}
+
+    def key_of(run: Run) -> str:
+        return json.dumps(sorted(run.config.items()), default=str)
+
+    first: dict[str, Run] = {}
     for r in runs:
-        first.setdefault(tuple(sorted(r.overrides)), r.overrides)
-    labels = dict(zip(keys, _labels([first[k] for k in keys]), strict=True))
-    return [replace(r, label=labels[tuple(sorted(r.overrides))]) for r in runs]
+        first.setdefault(key_of(r), r)
+    reps = list(first.values())
+    labels = group_labels(
+        [r.config for r in reps], [r.choices for r in reps], [r.overrides for r in reps]
+    )
+    by_key = dict(zip(first, labels, strict=True))
+    return [replace(r, label=by_key[key_of(r)]) for r in runs]
 
 
 def collect_runs(folders: Sequence[str | Path]) -> pd.DataFrame:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from gnnrec.keys import ALL, COLD_ITEM, COLD_ITEM_ONLY, parse_metric_key
+from gnnrec.report.groups import find_label
 from gnnrec.report.runs import Run
 
 __all__ = [
@@ -94,34 +95,6 @@ def summarize(runs: Sequence[Run], metrics: Sequence[str]) -> pd.DataFrame:
             row[f"{m} std"] = values.std(ddof=1)
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
-
-
-def find_label(runs: Sequence[Run], name: str) -> str:
-    """The group label ``name`` is, else the only label holding all of its overrides,
-    else the only label containing it as a substring.
-
-    ``"model=lightgcn"`` thus picks ``"encoder=none model=lightgcn"`` over
-    ``"model=lightgcn_text loss=softmax"``, whole overrides being compared first.
-
-    Raises:
-        ValueError: No label, or more than one, matches; the message lists the labels.
-    """
-    labels = _labels(runs)
-    if name in labels:
-        return name
-    wanted = set(name.split())
-    matches = [label for label in labels if wanted <= set(label.split())]
-    if len(matches) != 1:
-        matches = [label for label in labels if name in label]
-    if len(matches) == 1:
-        return matches[0]
-    listing = "; ".join(repr(label) for label in labels)
-    if not matches:
-        raise ValueError(f"baseline {name!r} matches no group; the groups are: {listing}")
-    raise ValueError(
-        f"baseline {name!r} is ambiguous, it is part of {len(matches)} labels "
-        f"({'; '.join(map(repr, matches))}); give one exactly. The groups are: {listing}"
-    )
 
 
 FINGERPRINTS = ("data_fingerprint", "split_fingerprint")
