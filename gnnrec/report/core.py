@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from gnnrec.report.plots import plot_bars, plot_curves
+from gnnrec.keys import GROUPS, HEADLINE_METRICS, metric_key
+from gnnrec.report.plots import CURVE_METRIC, plot_bars, plot_curves
 from gnnrec.report.runs import IGNORED_KEYS, Run, load_runs
 from gnnrec.report.stats import check_unique_seeds, find_label, significance, summarize
 from gnnrec.report.tables import (
@@ -34,11 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_METRICS", "Report", "default_metrics", "report"]
 
 DEFAULT_METRICS = tuple(
-    f"test/{group}/{metric}"
-    for group in ("all", "warm", "cold", "zero_shot", "cold_item")
-    for metric in ("ndcg@20", "recall@20")
+    metric_key("test", group, metric, k) for group in GROUPS for metric, k in HEADLINE_METRICS
 )
-"""Metrics shown by default, those that at least one run has."""
+"""Metrics shown by default (those that at least one run has): the headline metrics of
+:data:`gnnrec.keys.HEADLINE_METRICS` for every group of :data:`gnnrec.keys.GROUPS`."""
 
 
 def default_metrics(runs: Sequence[Run]) -> list[str]:
@@ -118,13 +118,11 @@ class Report:
         """Grouped bars of ``metrics`` (default: the report's), std over seeds as errors."""
         return plot_bars(self.summary, list(metrics or self.metrics))
 
-    def plot_curves(
-        self, metric: str = "val/all/ndcg@20", loss: str | None = "train/loss"
-    ) -> Figure:
+    def plot_curves(self, metric: str = CURVE_METRIC, loss: str | None = "train/loss") -> Figure:
         """Learning curves of the groups (see :func:`gnnrec.report.plots.plot_curves`)."""
         return plot_curves(self.runs, metric, loss)
 
-    def write(self, out: str | Path, curve_metric: str = "val/all/ndcg@20") -> list[Path]:
+    def write(self, out: str | Path, curve_metric: str = CURVE_METRIC) -> list[Path]:
         """Write the tables and figures into ``out``, each file atomically.
 
         Files: ``summary.md``/``.csv``/``.tex``; ``significance.md``/``.csv``/``.tex``
@@ -170,7 +168,7 @@ def report(
     metrics: Sequence[str] | None = None,
     baseline: str | None = None,
     out: str | Path | None = None,
-    curve_metric: str = "val/all/ndcg@20",
+    curve_metric: str = CURVE_METRIC,
     digits: int = 4,
     ignore: Iterable[str] = IGNORED_KEYS,
 ) -> Report:
@@ -231,13 +229,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--metrics",
         nargs="+",
         metavar="KEY",
-        help="metric keys (default: test ndcg@20 and "
-        "recall@20 of the all/warm/cold/zero_shot/cold_item groups present)",
+        help="metric keys (default: the headline metrics of every group present)",
     )
     parser.add_argument("--baseline", metavar="LABEL", help="group label to test against")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write tables and figures here")
     parser.add_argument(
-        "--curve-metric", default="val/all/ndcg@20", metavar="KEY", help="curves.png metric"
+        "--curve-metric", default=CURVE_METRIC, metavar="KEY", help="curves.png metric"
     )
     parser.add_argument("--digits", type=int, default=4, metavar="N", help="decimals (4)")
     args = parser.parse_args(argv)
