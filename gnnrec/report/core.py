@@ -84,8 +84,9 @@ class Report:
         return (
             "## Mean ± std over seeds\n\n"
             + markdown_summary(self.summary, self.metrics, self.digits)
-            + "\n\nGroups: runs whose overrides are equal apart from `seed` and the "
-            "location-only keys; labels show the overrides that differ between groups. "
+            + "\n\nGroups: runs whose resolved configs are equal apart from the seeds and "
+            "the location-only keys; labels show the choices and keys that differ between "
+            "groups. "
             "std: sample standard deviation (ddof=1) over the seeds; a single seed shows "
             "the mean alone.\n"
         )
