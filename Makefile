@@ -10,6 +10,7 @@ export WANDB_SILENT ?= true
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name gnnrec-venv --display-name "gnnrec (.venv)"
 	@touch $@
 
 install: $(VENV)/.installed  ## create .venv and install gnnrec with its test tools
@@ -40,11 +41,16 @@ format: install
 	$(BIN)/ruff check --fix gnnrec tests benchmarks experiments notebooks
 
 NOTEBOOKS := notebooks/01_data_overview.ipynb notebooks/02_ablation.ipynb
-notebooks: install  ## execute the notebooks into outputs/notebooks (the full study; FAST=1: the quick test mode)
-	$(BIN)/python notebooks/nbtools.py run $(if $(FAST),--fast) --out outputs/notebooks $(NOTEBOOKS)
+notebooks: install  ## execute the notebooks into outputs/notebooks with papermill (the full study; FAST=1: the quick test mode)
+	@mkdir -p outputs/notebooks
+	for nb in $(NOTEBOOKS); do \
+	  name=$$(basename $$nb .ipynb); \
+	  $(BIN)/papermill -k gnnrec-venv --cwd notebooks $$nb outputs/notebooks/$$name.ipynb \
+	    -p FAST $(if $(FAST),True,False) -p OUTPUT_DIR $(CURDIR)/outputs/notebooks/$$name || exit 1; \
+	done
 
-strip-notebooks: install  ## remove outputs and execution counts from the committed notebooks
-	$(BIN)/python notebooks/nbtools.py strip notebooks/*.ipynb
+strip-notebooks: install  ## remove outputs and execution counts from the committed notebooks (nbstripout)
+	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
 	rm -rf .cache outputs multirun .pytest_cache

@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from gnnrec.keys import ALL, COLD, COLD_ITEM, HEADLINE_METRICS, WARM, ZERO_SHOT, metric_key
 from gnnrec.report import load_runs, report
 from gnnrec.utils.io import atomic_write
 
@@ -35,9 +36,9 @@ class Table:
 
 
 GROUP_METRICS = tuple(
-    f"test/{group}/{metric}"
-    for group in ("warm", "cold", "cold_item")
-    for metric in ("ndcg@20", "recall@20")
+    metric_key("test", group, metric, k)
+    for group in (WARM, COLD, COLD_ITEM)
+    for metric, k in HEADLINE_METRICS
 )
 
 TABLES = (
@@ -63,7 +64,7 @@ TABLES = (
         "zeroshot_amazon_movies",
         "Zero-shot domain: train on Books + CDs only, rank Movies",
         "model=text_zeroshot",
-        ("test/zero_shot/ndcg@20", "test/zero_shot/recall@20"),
+        tuple(metric_key("test", ZERO_SHOT, m, k) for m, k in HEADLINE_METRICS),
         "zeroshot_amazon_movies_report.png",
         "No Movies interaction is used in training; users with Books/CDs history are ranked "
         "over all Movies items, known to the text models from their text alone.",
@@ -72,7 +73,7 @@ TABLES = (
         "rgcn_ml100k",
         "R-GCN on MovieLens-100K with and without the knowledge graph",
         "model.use_kg=False",
-        ("test/all/ndcg@20", "test/all/recall@20"),
+        tuple(metric_key("test", ALL, m, k) for m, k in HEADLINE_METRICS),
         "rgcn_ml100k_report.png",
         "Time-ordered leave-one-out over all 1,682 movies; the KG adds 91,631 Freebase triples.",
     ),
@@ -86,8 +87,8 @@ edit by hand. Protocol: [docs/protocol.md](../../docs/protocol.md). Selection: v
 `val/all/ndcg@20` every 5 epochs, patience 3, the best validated epoch is tested (the test
 split is never looked at before). Cells are mean ± std (ddof 1) over seeds. Significance:
 per-user paired t-test and Wilcoxon signed-rank test against each table's baseline, users
-paired within the same seed (the seed draws the cold users), each user's differences averaged
-over the seeds, Holm-adjusted over the rows of the table (`gnnrec-report`, docs/report.md).
+paired on raw ids within the same split (same `split_fingerprint`; the seed draws the cold
+users), each user's differences averaged over the seeds, Holm-adjusted over the rows of the table (`gnnrec-report`, docs/report.md).
 
 Source table: the text-feature benchmark in [experiments/README.md](../README.md) (section
 "Text features, cross-domain baselines, cold items and zero-shot domains"); this page
@@ -133,7 +134,8 @@ def section(table: Table, run_dirs: list[Path], figures: Path) -> str:
     users and are in the mean ± std table).
     """
     rep = report(run_dirs, metrics=list(table.metrics))
-    tested = [m for m in table.metrics if m.endswith("ndcg@20")]
+    headline = "{}@{}".format(*HEADLINE_METRICS[0])
+    tested = [m for m in table.metrics if m.endswith(headline)]
     tests = report(run_dirs, metrics=tested, baseline=table.baseline)
     lines = [f"## {table.title} (`experiment={table.experiment}`)", "", table.text, ""]
     lines += [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gnnrec.keys import ALL, COLD, COLD_ITEM, HEADLINE_METRICS, WARM, metric_key
 from gnnrec.report import load_runs, markdown_summary, plot_bars, short_label, summarize
 from gnnrec.report.stats import check_unique_seeds
 from gnnrec.utils.io import atomic_write
@@ -19,14 +20,9 @@ from gnnrec.utils.io import atomic_write
 __all__ = ["DEFAULT_KEYS", "main", "plot_bars", "short_label"]
 
 DEFAULT_KEYS = [
-    "test/warm/ndcg@20",
-    "test/warm/recall@20",
-    "test/cold/ndcg@20",
-    "test/cold/recall@20",
-    "test/cold_item/ndcg@20",
-    "test/cold_item/recall@20",
-    "test/all/sampled_hr@10",
-    "test/all/sampled_ndcg@10",
+    *(metric_key("test", g, m, k) for g in (WARM, COLD, COLD_ITEM) for m, k in HEADLINE_METRICS),
+    metric_key("test", ALL, "sampled_hr", 10),
+    metric_key("test", ALL, "sampled_ndcg", 10),
 ]
 
 
@@ -37,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keys", nargs="+", default=DEFAULT_KEYS, help="metrics.json keys")
     parser.add_argument("--plot", type=Path, help="grouped bar chart (mean, std error bars)")
     parser.add_argument(
-        "--plot-keys", nargs="+", default=["test/warm/ndcg@20", "test/cold/ndcg@20"]
+        "--plot-keys",
+        nargs="+",
+        default=[metric_key("test", g, *HEADLINE_METRICS[0]) for g in (WARM, COLD)],
     )
     args = parser.parse_args(argv)
     try:

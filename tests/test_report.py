@@ -10,12 +10,12 @@ import io
 import itertools
 import json
 import math
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -36,7 +36,7 @@ from gnnrec.report import (
     report,
     short_label,
 )
-from gnnrec.report.stats import find_label
+from gnnrec.report.stats import FINGERPRINTS, find_label
 
 # ---------------------------------------------------------------- synthetic runs
 SEEDS = (0, 1, 2)
@@ -72,11 +72,15 @@ def group_of(seed, user):
     return "cold" if user in COLD[seed] else "warm"
 
 
-def per_user_frame(label, seed):
+def per_user_frame(label, seed, split=None, data="data-a"):
+    """The run's rows; users ``u`` have raw ids ``"u<u>"``; the split is ``split-<seed>``."""
     rows = [("main", u, group_of(seed, u), value(label, seed, u)) for u in USERS]
     rows += [("cold_item", u, "cold_item", value(label, seed, u, "ci")) for u in COLD_ITEM_USERS]
     frame = pd.DataFrame(rows, columns=["task", "user_idx", "group", "ndcg@20"])
+    frame.insert(2, "user_id", [f"u{u}" for u in frame["user_idx"]])
     frame["recall@20"] = 2 * frame["ndcg@20"]
+    frame["data_fingerprint"] = data
+    frame["split_fingerprint"] = f"split-{seed}" if split is None else split
     return frame
 
 
@@ -131,6 +135,11 @@ def sweep(tmp_path_factory):
             )
             job += 1
     return root
+
+
+def squeeze(markdown):
+    """Markdown with runs of spaces as one (tabulate pads the columns)."""
+    return re.sub(r" {2,}", " ", markdown)
 
 
 # ------------------------------------------------------ independent expectations
@@ -212,7 +221,7 @@ def test_summary_is_mean_and_sample_std_over_seeds(sweep, tmp_path):
     rep = report([sweep], out=tmp_path / "out")
     assert rep.metrics == [
         f"test/{g}/{m}"
-        for g in ("all", "warm", "cold", "cold_item")
+        for g in ("warm", "cold", "all", "cold_item")
         for m in ("ndcg@20", "recall@20")
     ]
     for label, (_, seeds) in GROUPS.items():
@@ -223,7 +232,7 @@ def test_summary_is_mean_and_sample_std_over_seeds(sweep, tmp_path):
         assert row["test/all/ndcg@20 std"] == pytest.approx(statistics.stdev(values))
         cell = f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
         assert cell in rep.markdown()
-    assert "| `model=mf` `loss=softmax` | 2 |" in rep.markdown()
+    assert "| `model=mf` `loss=softmax` | 2 |" in squeeze(rep.markdown())
     assert rep.significance is None
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "bars.png",
@@ -285,7 +294,7 @@ def test_significance_files_and_latex(sweep, tmp_path):
         and "\\pm" in (tmp_path / "summary.tex").read_text()
     )
     md = (tmp_path / "significance.md").read_text()
-    assert "| `model=mf` | test/cold/ndcg@20 | 3 | 3 |" in md
+    assert "| `model=mf` | test/cold/ndcg@20 | 3 | 3 |" in squeeze(md)
     for png in ("bars.png", "curves.png"):
         data = (tmp_path / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -350,14 +359,70 @@ def test_missing_per_user_names_the_file(sweep, tmp_path):
 
 def test_groups_without_shared_seed_or_users(sweep, tmp_path):
     copy = shutil.copytree(sweep, tmp_path / "sweep")
-    write_run(copy / "20", [*COMMON, "model=x", "seed=7"], per_user_frame("model=pop", 0))
-    with pytest.raises(ValueError, match=r"'model=x' \(seeds \['7'\]\) .* share no seed"):
+    write_run(
+        copy / "20", [*COMMON, "model=x", "seed=7"], per_user_frame("model=pop", 0, split="split-7")
+    )
+    with pytest.raises(ValueError, match=r"no run of 'model=x' shares a split"):
         report([copy], baseline="model=pop")
     shutil.rmtree(copy / "20")
-    other = per_user_frame("model=pop", 0).assign(user_idx=lambda f: f["user_idx"] + 100)
+    other = per_user_frame("model=pop", 0).assign(user_id=lambda f: f["user_id"] + "x")
     write_run(copy / "20", [*COMMON, "model=x", "seed=0"], other)
     with pytest.raises(ValueError, match="have no user in common"):
         report([copy], baseline="model=pop")
+
+
+def test_users_pair_on_raw_ids_not_on_internal_indices(sweep, tmp_path):
+    """Other preprocessing renumbers users; the pairs must still join the same people."""
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    expected = report([sweep], baseline="model=pop").significance
+    for job in (3, 4, 5):  # the model=mf runs
+        frame = pd.read_parquet(copy / str(job) / "per_user.parquet")
+        frame["user_idx"] = 5 - frame["user_idx"]  # same people, other numbers
+        frame.to_parquet(copy / str(job) / "per_user.parquet", index=False)
+    got = report([copy], baseline="model=pop").significance
+    pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [("data-a", "the same data but different splits"), ("data-b", "different data")],
+)
+def test_runs_over_other_splits_or_data_are_refused(sweep, tmp_path, data, message):
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    frame = per_user_frame("model=mf", 1, split="split-other", data=data)
+    frame.to_parquet(copy / "4" / "per_user.parquet", index=False)  # model=mf, seed 1
+    with pytest.raises(ValueError, match=message) as err:
+        report([copy], baseline="model=pop")
+    text = str(err.value)
+    assert f"{copy / '4'}" in text and f"{copy / '1'}" in text  # both runs, by folder
+
+
+def test_old_per_user_files_are_refused_with_the_fix(sweep, tmp_path):
+    copy = shutil.copytree(sweep, tmp_path / "sweep")
+    old = per_user_frame("model=mf", 1).drop(columns=["user_id", *FINGERPRINTS])
+    old.to_parquet(copy / "4" / "per_user.parquet", index=False)
+    with pytest.raises(ValueError, match=r"gnnrec-evaluate .*4`") as err:
+        report([copy], baseline="model=pop")
+    assert "user_id" in str(err.value)
+
+
+def test_a_fixed_split_pairs_every_training_seed(tmp_path):
+    """data.split.seed fixed: both seeds of each group share one split; users once each."""
+    for job, (label, seed) in enumerate(
+        [("model=pop", 0), ("model=pop", 1), ("model=mf", 0), ("model=mf", 1)]
+    ):
+        frame = per_user_frame(label, seed, split="split-fixed")
+        frame["group"] = [
+            group_of(0, u) if t == "main" else t
+            for t, u in zip(frame["task"], frame["user_idx"], strict=True)
+        ]
+        write_run(tmp_path / str(job), [label, f"seed={seed}"], frame)
+    row = report([tmp_path], baseline="model=pop", metrics=["test/all/ndcg@20"]).significance
+    row = row.iloc[0]
+    assert (row["n_users"], row["n_seeds"]) == (6, 2)
+    # per user: mean over seeds 0 and 1 of (mf - pop) = mean of the two DELTA_MF rows
+    want = statistics.mean(statistics.mean(DELTA_MF[s][u] for s in (0, 1)) for u in USERS)
+    assert row["diff"] == pytest.approx(want)
 
 
 def test_duplicate_seed_and_unknown_metric(sweep, tmp_path):
@@ -369,51 +434,13 @@ def test_duplicate_seed_and_unknown_metric(sweep, tmp_path):
         report([sweep], metrics=["test/all/ndcg@999"])
 
 
-def test_wandb_offline_runs(tmp_path, monkeypatch):
-    """Metrics from the summary, overrides and seed from the config, per-user from files_dir."""
-    import gnnrec.track.offline as offline
-
-    logged = {}
-    for label in ("model=pop", "model=mf"):
-        for seed in (0, 1):
-            folder = tmp_path / label / str(seed) / "wandb" / "offline-run-20260101_000000-ab"
-            files = tmp_path / "files" / label / str(seed)
-            files.mkdir(parents=True)
-            folder.mkdir(parents=True)
-            frame = per_user_frame(label, seed)
-            frame.to_parquet(files / "per_user.parquet", index=False)
-            summary = {"test/all/ndcg@20": frame.query("task == 'main'")["ndcg@20"].mean()}
-            logged[folder] = SimpleNamespace(
-                config={"overrides": [label, "tracker=wandb", f"seed={seed}"], "seed": seed},
-                history=[{"epoch": 0, "train/loss": 0.5, "_step": 0}],
-                summary={**summary, "_runtime": 3.0},
-                files_dir=str(files),
-            )
-    unfinished = tmp_path / "model=mf" / "9" / "wandb" / "offline-run-x"
-    unfinished.mkdir(parents=True)
-    logged[unfinished] = SimpleNamespace(config={}, history=[], summary={"_runtime": 1})
-    monkeypatch.setattr(offline, "read_offline_run", lambda folder: logged[Path(folder)])
-    with pytest.warns(UserWarning, match="did not finish"):
-        rep = report([tmp_path], wandb=True, baseline="model=pop")
-    assert list(rep.summary.index) == ["model=mf", "model=pop"]
-    assert rep.summary.loc["model=mf", "n_seeds"] == 2
-    row = rep.significance.iloc[0]
-    d, _ = paired_differences("model=mf", "test/all/ndcg@20")
-    assert row["n_seeds"] == 2 and row["n_users"] == 6
-    assert row["diff"] == pytest.approx(
-        statistics.mean(statistics.mean(DELTA_MF[s][u] for s in (0, 1)) for u in USERS)
-    )
-    assert rep.runs[0].history == [{"epoch": 0, "train/loss": 0.5}]
-    assert d  # the definitions are shared with the folder runs
-
-
 def test_summarize_script_still_works(sweep, tmp_path, capsys):
     script = Path(__file__).resolve().parents[1] / "experiments" / "summarize.py"
     spec = importlib.util.spec_from_file_location("summarize_script", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main([str(sweep), "--plot", str(tmp_path / "b.png")])
-    assert "| `model=mf` `loss=softmax` | 2 |" in capsys.readouterr().out
+    assert "| `model=mf` `loss=softmax` | 2 |" in squeeze(capsys.readouterr().out)
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -478,7 +505,7 @@ def test_mean_and_std_over_seeds(tmp_path):
     # sample std of {0.1, 0.3}: sqrt(((0.1)^2 + (0.1)^2) / 1)
     assert table.loc["model=mf", "test/warm/ndcg@20 std"] == pytest.approx(0.02**0.5)
     text = markdown_mean_std(table, ["test/warm/ndcg@20"])
-    assert "| model=mf | 2 | 0.2000 ± 0.1414 |" in text
+    assert "| model=mf | 2 | 0.2000 ± 0.1414 |" in squeeze(text)
 
 
 def test_console_table_lists_groups_in_order():
@@ -496,3 +523,55 @@ def test_console_table_lists_groups_in_order():
     lines = [line for line in buffer.getvalue().splitlines() if "│" in line]
     assert [line.split("│")[1].strip() for line in lines] == ["warm", "cold", "all"]
     assert "0.4000" in lines[0] and "0.9000" not in buffer.getvalue()
+
+
+# ------------------------------------------------- grouping by the resolved config
+def config_run(folder, overrides, seed_value=0.1):
+    """A run folder whose .hydra/config.yaml is the real composed config of ``overrides``."""
+    from omegaconf import OmegaConf
+
+    from gnnrec.api import compose
+
+    make_run(folder, overrides, {"test/all/ndcg@20": seed_value})
+    text = OmegaConf.to_yaml(compose(overrides))
+    (folder / ".hydra" / "config.yaml").write_text(text)
+
+
+def test_groups_are_what_ran_not_how_it_was_spelt(tmp_path):
+    # The same configuration written three ways, with other locations and seeds.
+    config_run(tmp_path / "0", ["model=lightgcn", "seed=0", "paths.cache_dir=/a"])
+    config_run(tmp_path / "1", ["model.num_layers=3", "seed=1", "trainer.progress=false"])
+    config_run(tmp_path / "2", ["seed=2", "tracker=none", "trainer.resume=null"])
+    config_run(tmp_path / "3", ["model.num_layers=2", "seed=0"])
+    config_run(tmp_path / "4", ["model=lightgcn_text", "loss=softmax", "seed=0"])
+    runs = load_runs([tmp_path])
+    labels = [r.label for r in runs]
+    assert labels[0] == labels[1] == labels[2] == "model=lightgcn model.num_layers=3 loss=bpr"
+    assert labels[3] == "model=lightgcn model.num_layers=2 loss=bpr"
+    assert labels[4] == "model=lightgcn_text loss=softmax"
+    assert "paths" not in " ".join(labels) and "seed" not in " ".join(labels)
+    assert find_label(runs, "model=lightgcn_text") == labels[4]
+    assert find_label(runs, "model=lightgcn model.num_layers=2") == labels[3]
+    with pytest.raises(ValueError, match="ambiguous"):
+        find_label(runs, "model.num_layers=2")  # lightgcn_text runs two layers as well
+    assert find_label(runs, "model=lightgcn model.num_layers=3") == labels[0]
+    assert find_label(runs, "loss=softmax") == labels[4]
+    with pytest.raises(ValueError, match="ambiguous"):
+        find_label(runs, "model=lightgcn")  # two groups chose lightgcn; never lightgcn_text
+
+
+def test_a_fixed_split_seed_groups_training_seeds_and_a_following_one_is_dropped(tmp_path):
+    config_run(tmp_path / "0", ["model=mf", "seed=0", "data.split.seed=7"])
+    config_run(tmp_path / "1", ["model=mf", "seed=1", "data.split.seed=7"])
+    config_run(tmp_path / "2", ["model=mf", "seed=0", "data.split.seed=8"])
+    config_run(tmp_path / "3", ["model=mf", "seed=1"])  # data.split.seed follows seed
+    config_run(tmp_path / "4", ["model=mf", "seed=2"])
+    runs = load_runs([tmp_path])
+    assert [r.label for r in runs] == [
+        "data.split.seed=7",
+        "data.split.seed=7",
+        "data.split.seed=8",
+        "(defaults)",
+        "(defaults)",
+    ]
+    assert "data.split.seed" not in runs[3].config and runs[0].config["data.split.seed"] == 7

@@ -1,5 +1,3 @@
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +13,6 @@ from gnnrec.track import (
     flatten_config,
     hydra_sweep,
     item_titles,
-    read_offline_run,
     read_overrides,
 )
 from gnnrec.track.examples import EXAMPLE_COLUMNS
@@ -34,22 +31,6 @@ def test_wandb_mode_is_validated():
         WandbTracker(mode="sometimes")
 
 
-def test_wandb_disabled_mode_writes_no_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    tracker = WandbTracker(mode="disabled")
-    tracker.start({"a": 1}, tmp_path)
-    tracker.log({"x": 1.0}, step=0)
-    tracker.finish({"y": 2.0})
-    assert not list(tmp_path.glob("wandb/offline-run-*"))
-    assert os.environ["WANDB_MODE"] == "offline"
-    # An offline run after it is complete when finish() returns.
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
-    tracker = WandbTracker(mode="offline")
-    tracker.start({"a": 1}, tmp_path)
-    tracker.finish({"y": 2.0})
-    assert read_offline_run(next(tmp_path.glob("wandb/offline-run-*"))).config["a"] == 1
-
-
 def test_null_tracker_ignores_tables_and_files(tmp_path):
     tracker = NullTracker()
     tracker.start({"a": 1}, tmp_path)
@@ -57,21 +38,6 @@ def test_null_tracker_ignores_tables_and_files(tmp_path):
     tracker.save(tmp_path / "missing.parquet")
     tracker.finish()
     assert list(tmp_path.iterdir()) == []
-
-
-def test_wandb_tracker_restores_an_unset_wandb_mode(tmp_path, monkeypatch):
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
-    tracker = WandbTracker(mode="offline")
-    tracker.start({"a": {"b": 1}}, tmp_path)
-    assert os.environ["WANDB_MODE"] == "offline"
-    tracker.log({"epoch": 0, "x": 1.0}, step=0)
-    tracker.finish({"y": 2.0})
-    assert "WANDB_MODE" not in os.environ
-    run = read_offline_run(next((tmp_path / "wandb").glob("offline-run-*")))
-    assert run.config.get("a.b") == 1, (run.config, run.summary, run.history)
-    assert run.config["overrides"] == []
-    assert {k: v for k, v in run.summary.items() if not k.startswith("_")} == {"y": 2.0}
 
 
 def test_flatten_config_resolves_what_it_can():
@@ -184,21 +150,3 @@ def test_tracker_none_ignores_settings_an_experiment_sets():
     cfg = compose_config(["experiment=cdr_amazon_movies", "tracker=none", "+tracker.tags=[a]"])
     tracker = instantiate(cfg.tracker)
     assert type(tracker).__name__ == "NullTracker" and tracker.ignored_settings == {"tags": ["a"]}
-
-
-def test_offline_run_completeness_is_read_from_its_exit_record(tmp_path, monkeypatch):
-    from gnnrec.track.offline import is_complete, wait_complete
-
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
-    tracker = WandbTracker(mode="offline")
-    tracker.start({"a": 1}, tmp_path)
-    folder = next((tmp_path / "wandb").glob("offline-run-*"))
-    tracker.finish({"y": 2.0})
-    assert is_complete(folder) and wait_complete(folder, timeout_s=0)
-    log_file = next(folder.glob("*.wandb"))
-    data = log_file.read_bytes()
-    cut = tmp_path / "cut" / "run.wandb"
-    cut.parent.mkdir()
-    cut.write_bytes(data[: len(data) // 2])  # a log still being written: no exit record
-    assert not is_complete(cut) and not wait_complete(cut, timeout_s=0.1)
-    assert not is_complete(tmp_path / "nothing")

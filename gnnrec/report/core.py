@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from gnnrec.report.plots import plot_bars, plot_curves
+from gnnrec.keys import GROUPS, HEADLINE_METRICS, metric_key
+from gnnrec.report.plots import CURVE_METRIC, plot_bars, plot_curves
 from gnnrec.report.runs import IGNORED_KEYS, Run, load_runs
 from gnnrec.report.stats import check_unique_seeds, find_label, significance, summarize
 from gnnrec.report.tables import (
@@ -34,11 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_METRICS", "Report", "default_metrics", "report"]
 
 DEFAULT_METRICS = tuple(
-    f"test/{group}/{metric}"
-    for group in ("all", "warm", "cold", "zero_shot", "cold_item")
-    for metric in ("ndcg@20", "recall@20")
+    metric_key("test", group, metric, k) for group in GROUPS for metric, k in HEADLINE_METRICS
 )
-"""Metrics shown by default, those that at least one run has."""
+"""Metrics shown by default (those that at least one run has): the headline metrics of
+:data:`gnnrec.keys.HEADLINE_METRICS` for every group of :data:`gnnrec.keys.GROUPS`."""
 
 
 def default_metrics(runs: Sequence[Run]) -> list[str]:
@@ -84,8 +84,9 @@ class Report:
         return (
             "## Mean ± std over seeds\n\n"
             + markdown_summary(self.summary, self.metrics, self.digits)
-            + "\n\nGroups: runs whose overrides are equal apart from `seed` and the "
-            "location-only keys; labels show the overrides that differ between groups. "
+            + "\n\nGroups: runs whose resolved configs are equal apart from the seeds and "
+            "the location-only keys; labels show the choices and keys that differ between "
+            "groups. "
             "std: sample standard deviation (ddof=1) over the seeds; a single seed shows "
             "the mean alone.\n"
         )
@@ -99,10 +100,11 @@ class Report:
         return (
             f"## Paired tests against `{self.baseline}`\n\n"
             + markdown_significance(self.significance, self.digits)
-            + "\n\nPer-user test metrics (`per_user.parquet`) paired on (seed, user) over "
-            "the seeds both groups ran, each user's values averaged over those seeds (one "
-            "pair per user); `baseline` and `mean` are means over these users. Two-sided "
-            "paired t-test and Wilcoxon signed-rank test; Holm adjustment over the "
+            + "\n\nPer-user test metrics (`per_user.parquet`) paired on raw user ids within "
+            "each split both groups evaluated (same `split_fingerprint`), each user's values "
+            "averaged over those runs (one pair per user); `baseline` and `mean` are means "
+            "over these users. Two-sided paired t-test and Wilcoxon signed-rank test; Holm "
+            "adjustment over the "
             f"{len(self.significance)} comparisons of this table, per test.\n"
         )
 
@@ -117,13 +119,11 @@ class Report:
         """Grouped bars of ``metrics`` (default: the report's), std over seeds as errors."""
         return plot_bars(self.summary, list(metrics or self.metrics))
 
-    def plot_curves(
-        self, metric: str = "val/all/ndcg@20", loss: str | None = "train/loss"
-    ) -> Figure:
+    def plot_curves(self, metric: str = CURVE_METRIC, loss: str | None = "train/loss") -> Figure:
         """Learning curves of the groups (see :func:`gnnrec.report.plots.plot_curves`)."""
         return plot_curves(self.runs, metric, loss)
 
-    def write(self, out: str | Path, curve_metric: str = "val/all/ndcg@20") -> list[Path]:
+    def write(self, out: str | Path, curve_metric: str = CURVE_METRIC) -> list[Path]:
         """Write the tables and figures into ``out``, each file atomically.
 
         Files: ``summary.md``/``.csv``/``.tex``; ``significance.md``/``.csv``/``.tex``
@@ -169,8 +169,7 @@ def report(
     metrics: Sequence[str] | None = None,
     baseline: str | None = None,
     out: str | Path | None = None,
-    wandb: bool = False,
-    curve_metric: str = "val/all/ndcg@20",
+    curve_metric: str = CURVE_METRIC,
     digits: int = 4,
     ignore: Iterable[str] = IGNORED_KEYS,
 ) -> Report:
@@ -182,7 +181,6 @@ def report(
         baseline: Group label (or a part of exactly one) to test the others against,
             with paired per-user tests; needs every compared run's ``per_user.parquet``.
         out: Folder to write tables and figures into (:meth:`Report.write`).
-        wandb: Read W&B offline runs instead of ``metrics.json`` folders.
         curve_metric: History key of the learning-curve figure.
         digits: Decimals of means and stds in the tables.
         ignore: Top-level config keys whose overrides do not define a group
@@ -197,7 +195,7 @@ def report(
         ValueError: No run found; two runs of one group share a seed; ``baseline``
             matches no group or several; compared groups share no seed or user.
     """
-    runs = load_runs(folders, wandb=wandb, ignore=ignore)
+    runs = load_runs(folders, ignore=ignore)
     check_unique_seeds(runs)
     metrics = list(metrics) if metrics else default_metrics(runs)
     if not metrics:
@@ -229,19 +227,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("folders", nargs="+", type=Path, help="run or multirun folders")
     parser.add_argument(
-        "--wandb", action="store_true", help="read W&B offline runs (wandb/offline-run-*)"
-    )
-    parser.add_argument(
         "--metrics",
         nargs="+",
         metavar="KEY",
-        help="metric keys (default: test ndcg@20 and "
-        "recall@20 of the all/warm/cold/zero_shot/cold_item groups present)",
+        help="metric keys (default: the headline metrics of every group present)",
     )
     parser.add_argument("--baseline", metavar="LABEL", help="group label to test against")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write tables and figures here")
     parser.add_argument(
-        "--curve-metric", default="val/all/ndcg@20", metavar="KEY", help="curves.png metric"
+        "--curve-metric", default=CURVE_METRIC, metavar="KEY", help="curves.png metric"
     )
     parser.add_argument("--digits", type=int, default=4, metavar="N", help="decimals (4)")
     args = parser.parse_args(argv)
@@ -250,7 +244,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.folders,
             metrics=args.metrics,
             baseline=args.baseline,
-            wandb=args.wandb,
             digits=args.digits,
         )
         written = rep.write(args.out, args.curve_metric) if args.out else []

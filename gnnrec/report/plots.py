@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from gnnrec.keys import ALL, HEADLINE_METRICS, metric_key
 from gnnrec.report.runs import Run
+
+CURVE_METRIC = metric_key("val", ALL, *HEADLINE_METRICS[0])
+"""The default learning-curve key, ``val/all/ndcg@20``."""
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -102,7 +106,7 @@ def curve_frame(runs: Sequence[Run], key: str) -> pd.DataFrame:
 
 def plot_curves(
     runs: Sequence[Run],
-    metric: str = "val/all/ndcg@20",
+    metric: str = CURVE_METRIC,
     loss: str | None = "train/loss",
 ) -> Figure:
     """Learning curves from the runs' histories: one line per group, std band over seeds.

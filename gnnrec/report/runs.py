@@ -1,18 +1,18 @@
 """Find saved runs, read what they recorded, and group them by configuration.
 
 A *run* is a folder holding ``metrics.json`` (written by ``gnnrec-train`` and
-:func:`gnnrec.api.train`), or, with ``wandb=True``, a W&B offline run folder
-(``wandb/offline-run-*``). Runs whose Hydra overrides are equal once the seed and the
-location-only overrides (:data:`IGNORED_KEYS`) are removed form one *group*; the seeds of
-a group are its repetitions. A group's *label* is its overrides that are not shared by
-every group, so the label says what distinguishes it.
+:func:`gnnrec.api.train`). Runs whose resolved configs (``.hydra/config.yaml``) are
+equal once the seed and the location-only keys (:data:`IGNORED_KEYS`) are removed form
+one *group*; the seeds of a group are its repetitions. A group's *label* shows the
+config-group choices and keys that differ between groups
+(:mod:`gnnrec.report.groups`). A run without ``.hydra/config.yaml`` is grouped by its
+recorded overrides instead.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,11 +21,9 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-__all__ = ["IGNORED_KEYS", "NoRunsError", "Run", "collect_runs", "load_runs", "override_key"]
+from gnnrec.report.groups import IGNORED_KEYS, config_choices, group_labels, resolved_config
 
-IGNORED_KEYS = ("seed", "hydra", "paths", "tracker", "task_name")
-"""Top-level config keys whose overrides never make a group: the seed (the repetition
-itself) and the keys that only say where a run is written or logged."""
+__all__ = ["IGNORED_KEYS", "NoRunsError", "Run", "collect_runs", "load_runs", "override_key"]
 
 
 class NoRunsError(ValueError):
@@ -37,13 +35,16 @@ class Run:
     """One finished run: where it lies, its group overrides, seed and what it recorded.
 
     Attributes:
-        path: The run folder (or the W&B ``offline-run-*`` folder).
-        overrides: The run's overrides without the seed and the :data:`IGNORED_KEYS`.
+        path: The run folder.
+        overrides: The run's recorded overrides without the seed and the
+            :data:`IGNORED_KEYS` (the command a group shows).
         seed: The run's seed, as written in its override or config (``"0"`` by default).
         metrics: Final metrics (``metrics.json`` or the W&B summary).
         history: Per-epoch records (``history.json`` or the W&B history).
         per_user_path: The run's ``per_user.parquet``, or ``None`` when it has none.
         label: The group's label, set by :func:`load_runs`.
+        config: The flat resolved config that defines the group (the group key).
+        choices: Config-group choices (``{"model": "lightgcn", ...}``) where known.
     """
 
     path: Path
@@ -53,6 +54,8 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     per_user_path: Path | None = None
     label: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
 
     def per_user(self) -> pd.DataFrame:
         """The run's test metrics per user (``per_user.parquet``).
@@ -65,7 +68,7 @@ class Run:
             raise FileNotFoundError(
                 f"{where} does not exist: run {self.path} ({self.label or 'no label'}, seed "
                 f"{self.seed}) has no per-user metrics, which the significance tests need. "
-                f"Create it with `gnnrec-evaluate {_run_folder(self.path)}` (re-evaluates the "
+                f"Create it with `gnnrec-evaluate {self.path}` (re-evaluates the "
                 "saved checkpoint), or leave out --baseline"
             )
         return pd.read_parquet(self.per_user_path)
@@ -77,18 +80,13 @@ def override_key(override: str) -> str:
 
 
 def _ignored(override: str, ignore: Iterable[str]) -> bool:
-    top = re.split(r"[./]", override_key(override), maxsplit=1)[0]
-    return top in set(ignore)
+    key = override_key(override).replace("/", ".")
+    return any(key == p or key.startswith(f"{p}.") for p in ignore)
 
 
 def _natural(path: Path) -> list:
     """Sort key putting ``multirun/2`` before ``multirun/10``."""
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(path))]
-
-
-def _run_folder(path: Path) -> Path:
-    """The run folder of a run (the parent of ``wandb/offline-run-*`` for W&B runs)."""
-    return path.parent.parent if path.name.startswith("offline-run-") else path
 
 
 def _read_overrides(run_dir: Path) -> list[str] | None:
@@ -127,87 +125,28 @@ def _read_folder_run(run_dir: Path) -> tuple[list[str], str, dict, list, Path | 
     return overrides, seed, metrics, history, per_user if per_user.is_file() else None
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    """W&B values without its own ``_step``/``_runtime``/``_wandb`` keys."""
-    return {
-        k: v
-        for k, v in row.items()
-        if not k.startswith("_") and isinstance(v, int | float) and not isinstance(v, bool)
-    }
-
-
-def _read_wandb_run(folder: Path) -> tuple[list[str], str, dict, list, Path | None] | None:
-    from gnnrec.track.offline import read_offline_run
-
-    logged = read_offline_run(folder)
-    config = logged.config
-    metrics = _public(logged.summary)
-    if not any(k.startswith("test/") for k in metrics):
-        warnings.warn(
-            f"{folder}: the W&B summary holds no test/ metrics (the run did not finish); skipped",
-            stacklevel=3,
-        )
-        return None
-    overrides = config.get("overrides")
-    if overrides is None:
-        overrides = _read_overrides(_run_folder(folder))
-    if overrides is None:
-        raise ValueError(
-            f"{folder}: the W&B config has no 'overrides' and {_run_folder(folder)}/.hydra/"
-            "overrides.yaml does not exist, so the run cannot be grouped; read its run folder "
-            "without --wandb"
-        )
-    overrides = [str(o) for o in overrides]
-    history = [_public(row) for row in logged.history if "epoch" in row]
-    files_dir = getattr(logged, "files_dir", None)
-    candidates = [Path(files_dir)] if files_dir else []
-    candidates += [folder / "files", _run_folder(folder)]
-    per_user = next(
-        (c / "per_user.parquet" for c in candidates if (c / "per_user.parquet").is_file()), None
-    )
-    return overrides, _seed_of(overrides, config.get("seed")), metrics, history, per_user
-
-
-def _find(folder: Path, wandb: bool) -> list[Path]:
+def _find(folder: Path) -> list[Path]:
     if not folder.exists():
         raise FileNotFoundError(f"{folder} does not exist; pass run folders or their parents")
-    if wandb:
-        if folder.name.startswith("offline-run-"):
-            return [folder]
-        found = [p for p in folder.rglob("offline-run-*") if p.is_dir()]
-    else:
-        found = [p.parent for p in folder.rglob("metrics.json")]
-    return sorted(found, key=_natural)
-
-
-def _labels(groups: Sequence[tuple[str, ...]]) -> list[str]:
-    """Each group's overrides that not every group shares (all of them for a single group)."""
-    if len(groups) == 1:
-        return [" ".join(groups[0]) or "(defaults)"]
-    common = set.intersection(*(set(g) for g in groups))
-    return [" ".join(o for o in g if o not in common) or "(defaults)" for g in groups]
+    return sorted((p.parent for p in folder.rglob("metrics.json")), key=_natural)
 
 
 def load_runs(
     folders: Sequence[str | Path],
-    wandb: bool = False,
     ignore: Iterable[str] = IGNORED_KEYS,
 ) -> list[Run]:
     """Read every run under ``folders`` and label it with its group.
 
     Args:
         folders: Run folders, multirun folders, or any parents: searched recursively for
-            ``metrics.json`` (or, with ``wandb``, for ``offline-run-*`` folders).
-        wandb: Read W&B offline runs instead: metrics from the summary, overrides and seed
-            from the config (``overrides``, ``seed``; else the enclosing run folder's
-            ``.hydra/overrides.yaml``), curves from the history and per-user metrics from
-            the run's files folder. Unfinished runs (no ``test/`` summary) are skipped.
-        ignore: Top-level config keys whose overrides do not define a group.
+            ``metrics.json``.
+        ignore: Dotted config keys (and everything under them) that do not define a group.
 
     Returns:
         The runs in folder order (multirun job numbers in numeric order), each with
-        ``label`` set. Groups are the runs with equal overrides once ``seed`` and
-        ``ignore`` keys are removed (the order of the overrides does not matter).
+        ``label``, ``config`` and ``choices`` set. Groups are the runs with equal
+        resolved configs once ``ignore`` keys, seed-following keys and location keys are
+        removed (see :mod:`gnnrec.report.groups`).
 
     Raises:
         FileNotFoundError: A folder does not exist.
@@ -219,33 +158,44 @@ def load_runs(
     runs: list[Run] = []
     seen: set[Path] = set()
     for folder in folders:
-        for path in _find(Path(folder), wandb):
+        for path in _find(Path(folder)):
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
-            read = _read_wandb_run(path) if wandb else _read_folder_run(path)
-            if read is None:
-                continue
-            overrides, seed, metrics, history, per_user = read
+            overrides, seed, metrics, history, per_user = _read_folder_run(path)
             by_key = {override_key(o): o for o in overrides if not _ignored(o, ignore)}
-            runs.append(Run(path, tuple(by_key.values()), seed, metrics, history, per_user))
+            kept = tuple(by_key.values())
+            config_path = path / ".hydra" / "config.yaml"
+            if config_path.is_file():
+                config = resolved_config(config_path, ignore)
+            else:  # an old run: its overrides are all that says what ran
+                config = {k: o.split("=", 1)[-1] for k, o in by_key.items()}
+            choices = config_choices(path, overrides)
+            runs.append(
+                Run(path, kept, seed, metrics, history, per_user, config=config, choices=choices)
+            )
     if not runs:
-        what = "W&B offline-run-* folders with a test/ summary" if wandb else "metrics.json"
-        raise NoRunsError(f"no {what} under {[str(f) for f in folders]}")
-    keys = list(dict.fromkeys(tuple(sorted(r.overrides)) for r in runs))
-    first = {}
+        raise NoRunsError(f"no metrics.json under {[str(f) for f in folders]}")
+
+    def key_of(run: Run) -> str:
+        return json.dumps(sorted(run.config.items()), default=str)
+
+    first: dict[str, Run] = {}
     for r in runs:
-        first.setdefault(tuple(sorted(r.overrides)), r.overrides)
-    labels = dict(zip(keys, _labels([first[k] for k in keys]), strict=True))
-    return [replace(r, label=labels[tuple(sorted(r.overrides))]) for r in runs]
+        first.setdefault(key_of(r), r)
+    reps = list(first.values())
+    labels = group_labels(
+        [r.config for r in reps], [r.choices for r in reps], [r.overrides for r in reps]
+    )
+    by_key = dict(zip(first, labels, strict=True))
+    return [replace(r, label=by_key[key_of(r)]) for r in runs]
 
 
-def collect_runs(folders: Sequence[str | Path], wandb: bool = False) -> pd.DataFrame:
+def collect_runs(folders: Sequence[str | Path]) -> pd.DataFrame:
     """One row per run: ``run_dir``, ``overrides``, ``label``, ``seed`` and its metrics.
 
     Args:
         folders: Run folders, or parents searched recursively for ``metrics.json``.
-        wandb: Read W&B offline runs instead (see :func:`load_runs`).
 
     Returns:
         A frame with an ``overrides`` column (the run's overrides without ``seed`` and
@@ -254,7 +204,7 @@ def collect_runs(folders: Sequence[str | Path], wandb: bool = False) -> pd.DataF
         is found.
     """
     try:
-        runs = load_runs(folders, wandb=wandb)
+        runs = load_runs(folders)
     except NoRunsError:
         return pd.DataFrame()
     return pd.DataFrame(

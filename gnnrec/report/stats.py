@@ -1,11 +1,17 @@
 """Mean ± std over seeds, and paired per-user significance tests against a baseline.
 
-Pairing. Which users are cold-start depends on the seed (the split draws them per
-seed), so two groups are compared only on the seeds both have, and within a seed only
-on the users both evaluated: rows are joined on ``(seed, user_idx)``. A user evaluated
-under several seeds is then *averaged over those seeds* (per method), so every user
-counts once and the tests see one paired difference per distinct user,
-``d_u = mean_s(method_{s,u}) - mean_s(baseline_{s,u})``. Counting a user once per seed
+Pairing. ``per_user.parquet`` carries each user's raw id (``user_id``) and fingerprints
+of the processed data and of the split (``data_fingerprint``, ``split_fingerprint``).
+A compared run pairs with the baseline runs of the *same split* (a seed usually draws
+its own split; with ``data.split.seed`` fixed, all training seeds share one), and
+users are joined on ``(task, user_id)``, never on internal indices, which other data or
+preprocessing renumber. A run whose seed a baseline run shares while their splits
+differ is refused, naming both runs and whether the data or only the split differs;
+files without these columns (older runs) are refused with the command that rewrites
+them (``gnnrec-evaluate <run>``). Within a split each side's value of a user is its
+mean over that side's runs there; a user paired in several splits is then *averaged
+over them*, so every user counts once and the tests see one paired difference per
+distinct user, ``d_u = mean_s(method_{s,u}) - mean_s(baseline_{s,u})``. Counting a user once per seed
 instead would treat the same person's repeated measurements as independent and
 overstate the evidence; the seed-to-seed variation of the whole model is what the
 summary's std reports.
@@ -23,18 +29,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from gnnrec.keys import ALL, COLD_ITEM, COLD_ITEM_ONLY, parse_metric_key
+from gnnrec.report.groups import find_label
 from gnnrec.report.runs import Run
 
 __all__ = [
     "check_unique_seeds",
     "find_label",
     "holm",
+    "pair_runs",
     "paired_users",
     "paired_tests",
+    "read_per_user",
     "significance",
     "summarize",
 ]
@@ -86,57 +97,132 @@ def summarize(runs: Sequence[Run], metrics: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("run")
 
 
-def find_label(runs: Sequence[Run], name: str) -> str:
-    """The group label ``name`` is, else the only label holding all of its overrides,
-    else the only label containing it as a substring.
+FINGERPRINTS = ("data_fingerprint", "split_fingerprint")
+"""``per_user.parquet`` columns naming the processed data and the split a run evaluated."""
 
-    ``"model=lightgcn"`` thus picks ``"encoder=none model=lightgcn"`` over
-    ``"model=lightgcn_text loss=softmax"``, whole overrides being compared first.
+
+@dataclass(frozen=True)
+class PerUser:
+    """A run's ``per_user.parquet`` with its fingerprints (one value each per file)."""
+
+    run: Run
+    frame: pd.DataFrame
+    data: str
+    split: str
+
+
+def read_per_user(run: Run) -> PerUser:
+    """``run``'s per-user rows, checked to carry raw user ids and the two fingerprints.
 
     Raises:
-        ValueError: No label, or more than one, matches; the message lists the labels.
+        FileNotFoundError: The run has no ``per_user.parquet``.
+        ValueError: The file predates raw ids and fingerprints (re-evaluate the run), or
+            holds more than one fingerprint.
     """
-    labels = _labels(runs)
-    if name in labels:
-        return name
-    wanted = set(name.split())
-    matches = [label for label in labels if wanted <= set(label.split())]
-    if len(matches) != 1:
-        matches = [label for label in labels if name in label]
-    if len(matches) == 1:
-        return matches[0]
-    listing = "; ".join(repr(label) for label in labels)
-    if not matches:
-        raise ValueError(f"baseline {name!r} matches no group; the groups are: {listing}")
-    raise ValueError(
-        f"baseline {name!r} is ambiguous, it is part of {len(matches)} labels "
-        f"({'; '.join(map(repr, matches))}); give one exactly. The groups are: {listing}"
+    frame = run.per_user()
+    missing = [c for c in ("task", "user_id", "group", *FINGERPRINTS) if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{run.per_user_path} has no column(s) {missing}: it was written before per-user "
+            "rows carried raw user ids and data/split fingerprints, so its users cannot be "
+            f"paired safely. Rewrite it with `gnnrec-evaluate {run.path}`"
+        )
+    values = {}
+    for column in FINGERPRINTS:
+        found = frame[column].unique()
+        if len(found) != 1:
+            raise ValueError(
+                f"{run.per_user_path}: column {column} must hold one value, has {found}"
+            )
+        values[column] = str(found[0])
+    frame = frame.assign(user_id=frame["user_id"].astype(str))
+    return PerUser(run, frame, values["data_fingerprint"], values["split_fingerprint"])
+
+
+def _select(per_user: PerUser, metric: str) -> pd.DataFrame:
+    """The rows of ``metric``'s user group: ``task``, ``user_id`` and ``value``."""
+    from gnnrec.evaluate.tasks import MAIN
+
+    key = parse_metric_key(metric)
+    if key is None or key.split != "test" or key.prefix or key.k is None:
+        raise ValueError(
+            f"per-user values exist for test metrics '<test>/<group>/<metric>@<k>' only, got "
+            f"{metric!r}"
+        )
+    column = metric.split("/")[-1]
+    frame, where = per_user.frame, per_user.run.per_user_path
+    if column not in frame.columns:
+        raise KeyError(
+            f"{where} has no column {column!r} (needed for {metric}); its columns: "
+            f"{list(frame.columns)}"
+        )
+    if key.group == ALL:
+        rows = frame[frame["task"] == MAIN]
+    elif key.group in (COLD_ITEM, COLD_ITEM_ONLY):
+        rows = frame[frame["task"] == key.group]
+    else:
+        rows = frame[(frame["task"] == MAIN) & (frame["group"] == key.group)]
+    if rows["user_id"].duplicated().any():
+        raise ValueError(f"{where}: a user_id appears twice in the rows of {metric}")
+    return rows[["task", "user_id", column]].rename(columns={column: "value"})
+
+
+def _mismatch(base: PerUser, other: PerUser) -> str:
+    what = (
+        "different data (data_fingerprint differs: other data files or preprocessing)"
+        if base.data != other.data
+        else "the same data but different splits (split_fingerprint differs)"
+    )
+    return (
+        f"cannot pair run {other.run.path} ({other.run.label!r}, seed {other.run.seed}) with "
+        f"baseline run {base.run.path} ({base.run.label!r}, seed {base.run.seed}): they "
+        f"evaluated {what}, so their users are not the same people on the same held-out "
+        "items. Compare runs over one data set and split (fix data.split.seed to share a "
+        "split across training seeds)"
     )
 
 
-def _select(frame: pd.DataFrame, metric: str, where: str) -> pd.DataFrame:
-    """The rows of ``frame`` (a per_user.parquet) in ``metric``'s user group."""
-    parts = metric.split("/")
-    if len(parts) != 3 or parts[0] != "test":
+def pair_runs(
+    baseline: Sequence[Run], other: Sequence[Run], cache: dict | None = None
+) -> list[tuple[list[PerUser], list[PerUser]]]:
+    """The runs of two groups matched by ``split_fingerprint``.
+
+    A compared run pairs with every baseline run on its split. A run whose seed a
+    baseline run shares while their splits differ is refused (that pair would join other
+    people); a run with neither a shared split nor a shared seed is left out.
+
+    Returns:
+        One ``(baseline runs, other runs)`` entry per shared split.
+
+    Raises:
+        ValueError: A refused pair (the message names both runs and whether the data or
+            only the split differs), or no shared split at all.
+    """
+    cache = {} if cache is None else cache
+
+    def read(run: Run) -> PerUser:
+        if run.path not in cache:
+            cache[run.path] = read_per_user(run)
+        return cache[run.path]
+
+    base = [read(r) for r in baseline]
+    comp = [read(r) for r in other]
+    by_split: dict[str, tuple[list[PerUser], list[PerUser]]] = {}
+    for c in comp:
+        partners = [b for b in base if b.split == c.split]
+        if not partners:
+            same_seed = [b for b in base if b.run.seed == c.run.seed]
+            if same_seed:
+                raise ValueError(_mismatch(same_seed[0], c))
+            continue
+        entry = by_split.setdefault(c.split, (partners, []))
+        entry[1].append(c)
+    if not by_split:
         raise ValueError(
-            f"per-user values exist for test metrics '<test>/<group>/<metric>' only, got {metric!r}"
+            _mismatch(base[0], comp[0])
+            + f"; no run of {comp[0].run.label!r} shares a split with the baseline's runs"
         )
-    _, group, column = parts
-    missing = {"task", "user_idx", "group", column} - set(frame.columns)
-    if missing:
-        raise KeyError(
-            f"{where} has no column(s) {sorted(missing)} (needed for {metric}); its columns: "
-            f"{list(frame.columns)}"
-        )
-    if group == "all":
-        rows = frame[frame["task"] == "main"]
-    elif group == "cold_item":
-        rows = frame[frame["task"] == "cold_item"]
-    else:
-        rows = frame[(frame["task"] == "main") & (frame["group"] == group)]
-    if rows["user_idx"].duplicated().any():
-        raise ValueError(f"{where}: a user_idx appears twice in the rows of {metric}")
-    return rows[["user_idx", column]].rename(columns={column: "value"})
+    return list(by_split.values())
 
 
 def paired_users(
@@ -145,54 +231,42 @@ def paired_users(
     metric: str,
     cache: dict | None = None,
 ) -> tuple[pd.DataFrame, list[str], int]:
-    """Per-user values of two groups, paired on ``(seed, user_idx)`` and averaged over seeds.
+    """Per-user values of two groups, paired on raw user ids within a shared split.
 
-    Args:
-        baseline: The baseline group's runs (one per seed).
-        other: The compared group's runs.
-        metric: A test metric key, e.g. ``"test/cold/ndcg@20"``.
-        cache: Optional dict reused between calls to read each parquet file once.
+    Within a split, each side's value of a user is its mean over that side's runs on
+    the split (training seeds, when ``data.split.seed`` is fixed); users are joined on
+    ``(task, user_id)``; a user paired in several splits is then averaged over them.
 
     Returns:
-        ``(frame, seeds, unpaired)``: ``frame`` indexed by ``user_idx`` with ``baseline``,
-        ``other`` and ``n_seeds`` (seeds the user was paired in) columns; the shared seeds;
-        how many users of a shared seed were evaluated by one group only.
+        ``(frame, seeds, unpaired)``: ``frame`` indexed by ``(task, user_id)`` with
+        ``baseline``, ``other`` and ``n_splits`` columns; the seeds of the compared
+        group's paired runs; how many users of a shared split one group evaluated alone.
 
     Raises:
-        FileNotFoundError: A run of a shared seed has no ``per_user.parquet``.
-        ValueError: The groups share no seed, or no user.
+        FileNotFoundError: A compared run has no ``per_user.parquet``.
+        ValueError: See :func:`pair_runs`; or the groups share no user.
     """
-    cache = {} if cache is None else cache
-    base_by_seed = {r.seed: r for r in baseline}
-    other_by_seed = {r.seed: r for r in other}
-    seeds = sorted(set(base_by_seed) & set(other_by_seed), key=_seed_key)
-    b_label, o_label = baseline[0].label, other[0].label
-    if not seeds:
-        raise ValueError(
-            f"{o_label!r} (seeds {sorted(other_by_seed, key=_seed_key)}) and the baseline "
-            f"{b_label!r} (seeds {sorted(base_by_seed, key=_seed_key)}) share no seed; users "
-            "are only paired within a seed, because the split depends on it"
-        )
-    pieces, unpaired = [], 0
-    for seed in seeds:
+    pieces, unpaired, seeds = [], 0, []
+    for base_runs, other_runs in pair_runs(baseline, other, cache):
         sides = []
-        for run in (base_by_seed[seed], other_by_seed[seed]):
-            if run.path not in cache:
-                cache[run.path] = run.per_user()
-            sides.append(_select(cache[run.path], metric, str(run.per_user_path)))
-        joined = sides[0].merge(sides[1], on="user_idx", suffixes=("_b", "_o"))
+        for runs in (base_runs, other_runs):
+            rows = pd.concat([_select(p, metric) for p in runs], ignore_index=True)
+            sides.append(rows.groupby(["task", "user_id"], sort=False)["value"].mean())
+        joined = pd.concat(sides, axis=1, keys=["value_b", "value_o"], join="inner")
         unpaired += len(sides[0]) + len(sides[1]) - 2 * len(joined)
-        pieces.append(joined)
+        pieces.append(joined.reset_index())
+        seeds += [p.run.seed for p in other_runs]
     paired = pd.concat(pieces, ignore_index=True)
+    b_label, o_label = baseline[0].label, other[0].label
     if paired.empty:
         raise ValueError(
             f"{o_label!r} and the baseline {b_label!r} have no user in common for {metric} "
-            f"in seeds {seeds}; check that both were evaluated on the same data and split"
+            "on their shared splits"
         )
-    frame = paired.groupby("user_idx").agg(
-        baseline=("value_b", "mean"), other=("value_o", "mean"), n_seeds=("value_b", "size")
+    frame = paired.groupby(["task", "user_id"], sort=False).agg(
+        baseline=("value_b", "mean"), other=("value_o", "mean"), n_splits=("value_b", "size")
     )
-    return frame, seeds, unpaired
+    return frame, sorted(set(seeds), key=_seed_key), unpaired
 
 
 def paired_tests(other: np.ndarray, baseline: np.ndarray) -> tuple[float, float, str]:
@@ -254,7 +328,7 @@ def significance(runs: Sequence[Run], baseline: str, metrics: Sequence[str]) -> 
     """
     label = find_label(runs, baseline)
     base = [r for r in runs if r.label == label]
-    keys = [m for m in metrics if m.startswith("test/")]
+    keys = [m for m in metrics if (k := parse_metric_key(m)) and k.split == "test" and not k.prefix]
     cache: dict = {}
     rows = []
     for other_label in _labels(runs):
@@ -268,6 +342,9 @@ def significance(runs: Sequence[Run], baseline: str, metrics: Sequence[str]) -> 
             notes = [note] if note else []
             if unpaired:
                 notes.append(f"{unpaired} users evaluated by one group only, left out")
+            left = len(other) - len([r for r in other if r.seed in seeds])
+            if left:
+                notes.append(f"{left} run(s) without a baseline run on their split, left out")
             rows.append(
                 {
                     "run": other_label,

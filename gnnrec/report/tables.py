@@ -9,6 +9,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from gnnrec.keys import GROUPS, HEADLINE_METRICS, NUM_USERS, metric_key, parse_metric_key
+
 __all__ = [
     "latex_significance",
     "latex_summary",
@@ -19,16 +21,20 @@ __all__ = [
     "metrics_table",
 ]
 
-_COLUMNS = (
-    "recall@20",
-    "ndcg@20",
-    "hit@20",
-    "mrr@20",
-    "recall@50",
-    "ndcg@50",
-    "sampled_hr@10",
-    "sampled_ndcg@10",
-)
+_EXTRA_COLUMNS = (("hit", 20), ("mrr", 20), ("recall", 50), ("ndcg", 50))
+"""Columns shown after :data:`gnnrec.keys.HEADLINE_METRICS`, when a run has them; then the
+sampled metrics (``sampled_*``)."""
+
+
+def _columns(metrics: Mapping[str, float], split: str) -> list[str]:
+    present = {
+        f"{k.metric}@{k.k}"
+        for key in metrics
+        if (k := parse_metric_key(key)) and k.split == split and not k.prefix and k.k
+    }
+    wanted = [f"{m}@{k}" for m, k in (*HEADLINE_METRICS, *_EXTRA_COLUMNS)]
+    sampled = sorted(c for c in present if c.startswith("sampled_"))
+    return [c for c in wanted if c in present] + sampled
 
 
 def metrics_table(
@@ -37,24 +43,26 @@ def metrics_table(
     title: str = "",
     console: Console | None = None,
 ) -> Table:
-    """Print (and return) one row per user group of ``split`` with the headline metrics."""
-    groups = sorted(
-        {k.split("/")[1] for k in metrics if k.startswith(f"{split}/") and k.count("/") == 2}
-    )
-    columns = [c for c in _COLUMNS if any(f"{split}/{g}/{c}" in metrics for g in groups)]
+    """Print (and return) one row per user group of ``split`` with the headline metrics.
+
+    Groups come in :data:`gnnrec.keys.GROUPS` order; columns are the headline metrics,
+    then ``hit``/``mrr``/``@50`` and the sampled metrics that the run has.
+    """
+    parsed = [k for key in metrics if (k := parse_metric_key(key)) and k.split == split]
+    groups = {k.group for k in parsed if not k.prefix}
+    columns = _columns(metrics, split)
     table = Table(title=f"{title} ({split})" if title else split)
     table.add_column("group")
     table.add_column("users", justify="right")
     for c in columns:
         table.add_column(c, justify="right")
-    order = {"warm": 0, "cold": 1, "all": 9}
-    for g in sorted(groups, key=lambda g: (order.get(g, 5), g)):
-        users = metrics.get(f"{split}/{g}/num_users")
+    order = {g: i for i, g in enumerate(GROUPS)}
+    for g in sorted(groups, key=lambda g: (order.get(g, len(order)), g)):
+        users = metrics.get(metric_key(split, g, NUM_USERS))
         row = [g, "" if users is None else str(int(users))]
-        row += [
-            f"{metrics[f'{split}/{g}/{c}']:.4f}" if f"{split}/{g}/{c}" in metrics else ""
-            for c in columns
-        ]
+        for c in columns:
+            key = f"{split}/{g}/{c}"
+            row.append(f"{metrics[key]:.4f}" if key in metrics else "")
         table.add_row(*row)
     if console is None:
         console = Console()
@@ -76,11 +84,20 @@ def mean_std_table(runs: pd.DataFrame, keys: list[str], by: str = "overrides") -
 
 def markdown_mean_std(table: pd.DataFrame, keys: list[str], digits: int = 4) -> str:
     """Render :func:`mean_std_table` as a Markdown table of ``mean ± std`` cells."""
-    lines = ["| run | seeds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
-    for name, row in table.iterrows():
-        cells = [f"{row[f'{k} mean']:.{digits}f} ± {row[f'{k} std']:.{digits}f}" for k in keys]
-        lines.append(f"| {name} | {int(row['runs'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    frame = pd.DataFrame(
+        {
+            "run": [str(n) for n in table.index],
+            "seeds": [str(int(n)) for n in table["runs"]],
+            **{
+                k: [
+                    f"{m:.{digits}f} ± {s:.{digits}f}"
+                    for m, s in zip(table[f"{k} mean"], table[f"{k} std"], strict=True)
+                ]
+                for k in keys
+            },
+        }
+    )
+    return _markdown(frame, "lr" + "r" * len(keys))
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -104,49 +121,32 @@ def _md_label(label: str) -> str:
     return " ".join(f"`{o}`" for o in label.split()).replace("|", "\\|")
 
 
-def _markdown(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> str:
-    marks = {"l": "---", "r": "---:"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+def _markdown(frame: pd.DataFrame, align: str) -> str:
+    """``frame`` (string cells) through :meth:`pandas.DataFrame.to_markdown` (tabulate)."""
+    colalign = tuple({"l": "left", "r": "right"}[a] for a in align)
+    return frame.to_markdown(index=False, colalign=colalign, disable_numparse=True)
 
 
-_LATEX_SPECIAL = {c: "\\" + c for c in "&%$#_{}"} | {
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-}
+def _latex(frame: pd.DataFrame, align: str, text_columns: list[str]) -> str:
+    """A booktabs ``tabular`` from :meth:`pandas.io.formats.style.Styler.to_latex`.
+
+    Headers and the ``text_columns`` are escaped; other cells are already LaTeX.
+    """
+    styler = frame.style.hide(axis="index")
+    styler = styler.format(escape="latex", subset=text_columns)
+    styler = styler.format_index(escape="latex", axis=1)
+    return styler.to_latex(column_format=align, hrules=True)
 
 
-def _tex(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
-
-
-def _latex(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> str:
-    """A booktabs ``tabular``; cells are escaped except those already in math mode."""
-
-    def cell(text: str) -> str:
-        return text if text.startswith("$") else _tex(text)
-
-    lines = [
-        rf"\begin{{tabular}}{{{align}}}",
-        r"\toprule",
-        " & ".join(_tex(h) for h in header) + r" \\",
-        r"\midrule",
-        *(" & ".join(cell(c) for c in row) + r" \\" for row in rows),
-        r"\bottomrule",
-        r"\end{tabular}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _summary_rows(
+def _summary_frame(
     summary: pd.DataFrame, metrics: Sequence[str], digits: int, pm: str, label
-) -> list[list[str]]:
-    return [
-        [label(name), str(int(row["n_seeds"]))] + [_mean_std(row, m, digits, pm) for m in metrics]
+) -> pd.DataFrame:
+    rows = [
+        [label(str(name)), str(int(row["n_seeds"]))]
+        + [_mean_std(row, m, digits, pm) for m in metrics]
         for name, row in summary.iterrows()
     ]
+    return pd.DataFrame(rows, columns=["run", "seeds", *metrics])
 
 
 def markdown_summary(summary: pd.DataFrame, metrics: Sequence[str], digits: int = 4) -> str:
@@ -157,15 +157,16 @@ def markdown_summary(summary: pd.DataFrame, metrics: Sequence[str], digits: int 
         metrics: The metric columns to show, in order.
         digits: Decimals of means and stds; a single seed shows the mean alone.
     """
-    rows = _summary_rows(summary, metrics, digits, " ± ", _md_label)
-    return _markdown(["run", "seeds", *metrics], "lr" + "r" * len(metrics), rows)
+    frame = _summary_frame(summary, metrics, digits, " ± ", _md_label)
+    return _markdown(frame, "lr" + "r" * len(metrics))
 
 
 def latex_summary(summary: pd.DataFrame, metrics: Sequence[str], digits: int = 4) -> str:
     """:func:`markdown_summary` as a booktabs LaTeX ``tabular`` (``$mean \\pm std$``)."""
-    rows = _summary_rows(summary, metrics, digits, r" \pm ", str)
-    rows = [[*row[:2], *(f"${c}$" if c else "" for c in row[2:])] for row in rows]
-    return _latex(["run", "seeds", *metrics], "lr" + "r" * len(metrics), rows)
+    frame = _summary_frame(summary, metrics, digits, r" \pm ", str)
+    for m in metrics:
+        frame[m] = [f"${c}$" if c else "" for c in frame[m]]
+    return _latex(frame, "lr" + "r" * len(metrics), ["run", "seeds"])
 
 
 _SIG_HEADER = [
@@ -184,7 +185,8 @@ _SIG_HEADER = [
 ]
 
 
-def _significance_rows(table: pd.DataFrame, digits: int, label, pct: str) -> list[list[str]]:
+def _significance_frame(table: pd.DataFrame, digits: int, label) -> pd.DataFrame:
+    notes = "note" in table and table["note"].astype(bool).any()
     rows = []
     for _, r in table.iterrows():
         change = r["rel_change_pct"]
@@ -197,21 +199,19 @@ def _significance_rows(table: pd.DataFrame, digits: int, label, pct: str) -> lis
                 _fmt(r["baseline_mean"], digits),
                 _fmt(r["mean"], digits),
                 f"{r['diff']:+.{digits}f}",
-                "n/a" if math.isnan(change) else f"{change:+.1f}{pct}",
+                "n/a" if math.isnan(change) else f"{change:+.1f}%",
                 _p(r["t_p"]),
                 _p(r["wilcoxon_p"]),
                 _p(r["t_p_holm"]),
                 _p(r["wilcoxon_p_holm"]),
             ]
-            + ([r["note"]] if "note" in table and table["note"].astype(bool).any() else [])
+            + ([r["note"]] if notes else [])
         )
-    return rows
+    return pd.DataFrame(rows, columns=_SIG_HEADER + (["note"] if notes else []))
 
 
-def _significance_header(table: pd.DataFrame) -> tuple[list[str], str]:
-    notes = "note" in table and table["note"].astype(bool).any()
-    header = _SIG_HEADER + (["note"] if notes else [])
-    return header, "ll" + "r" * (len(_SIG_HEADER) - 2) + ("l" if notes else "")
+def _significance_align(frame: pd.DataFrame) -> str:
+    return "ll" + "r" * (len(_SIG_HEADER) - 2) + ("l" if "note" in frame else "")
 
 
 def markdown_significance(table: pd.DataFrame, digits: int = 4) -> str:
@@ -221,11 +221,11 @@ def markdown_significance(table: pd.DataFrame, digits: int = 4) -> str:
     their difference and ``change`` the relative difference; p-values have three
     significant digits.
     """
-    header, align = _significance_header(table)
-    return _markdown(header, align, _significance_rows(table, digits, _md_label, "%"))
+    frame = _significance_frame(table, digits, _md_label)
+    return _markdown(frame, _significance_align(frame))
 
 
 def latex_significance(table: pd.DataFrame, digits: int = 4) -> str:
     """:func:`markdown_significance` as a booktabs LaTeX ``tabular``."""
-    header, align = _significance_header(table)
-    return _latex(header, align, _significance_rows(table, digits, str, "%"))
+    frame = _significance_frame(table, digits, str)
+    return _latex(frame, _significance_align(frame), list(frame.columns))

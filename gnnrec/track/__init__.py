@@ -1,8 +1,8 @@
-"""Experiment tracking: trackers, example recommendations and offline-run reading."""
+"""Experiment tracking: trackers and example recommendations."""
 
 from gnnrec.track.examples import example_recommendations, item_titles
-from gnnrec.track.offline import OfflineArtifact, OfflineRun, read_offline_run
 from gnnrec.track.trackers import (
+    FAST_SETTINGS,
     NullTracker,
     WandbTracker,
     flatten_config,
@@ -11,14 +11,12 @@ from gnnrec.track.trackers import (
 )
 
 __all__ = [
+    "FAST_SETTINGS",
     "NullTracker",
-    "OfflineArtifact",
-    "OfflineRun",
     "WandbTracker",
     "example_recommendations",
     "flatten_config",
     "hydra_sweep",
     "item_titles",
-    "read_offline_run",
     "read_overrides",
 ]

@@ -17,14 +17,25 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from gnnrec.track.offline import wait_complete
-
 __all__ = ["NullTracker", "WandbTracker", "flatten_config", "hydra_sweep", "read_overrides"]
 
 log = logging.getLogger(__name__)
 
 _ENV_KEYS = ("WANDB_MODE", "WANDB_SILENT")
 _MAX_TAG = 64  # W&B rejects longer tags
+
+FAST_SETTINGS = {
+    "x_disable_stats": True,  # no system-metrics sampler process
+    "x_disable_meta": True,  # no host/Python/git metadata collection
+    "x_disable_machine_info": True,  # no hardware probing (GPU, CPU, cloud metadata)
+    "x_save_requirements": False,  # no `pip freeze` into requirements.txt
+    "console": "off",  # no console capture (the run folder keeps the log)
+    "disable_git": True,
+    "save_code": False,
+    "disable_job_creation": True,
+}
+"""Public :class:`wandb.Settings` that cut ``wandb.init``'s set-up (docs/wandb.md has the
+figures, ``benchmarks/bench_startup.py`` measures them)."""
 
 
 def flatten_config(config: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
@@ -235,6 +246,7 @@ class WandbTracker(NullTracker):
                 dir=str(run_dir),
                 config=flat,
                 reinit="finish_previous",
+                settings=wandb.Settings(**FAST_SETTINGS),
             )
         except BaseException:
             self._restore_env()
@@ -286,21 +298,24 @@ class WandbTracker(NullTracker):
         self.run.log_artifact(artifact, aliases=[path.stem])
 
     def finish(self, summary: Mapping[str, float] | None = None, exit_code: int = 0) -> None:
-        """Set the summary (``metrics.json``), log the checkpoint if asked, close the run."""
+        """Set the summary (``metrics.json``), log the checkpoint if asked, close the run.
+
+        ``run.finish()`` then ``wandb.teardown()``: teardown waits for W&B's service to
+        flush and exit, so an offline run's folder is complete (``wandb sync`` accepts it)
+        when this returns.
+        """
         try:
             if self.run is None:
                 return
+            import wandb
+
             if summary:
                 self.run.summary.update(dict(summary))
             if self.log_checkpoint and exit_code == 0:
                 self._checkpoint_artifact(dict(summary or {}))
-            run_folder = Path(self.run.dir).parent  # <run_dir>/wandb/offline-run-*
             self.run.finish(exit_code=exit_code)
             self.run = None
-            # finish() can return while W&B's service still writes the log: wait, so the
-            # run is whole for whoever reads it next (gnnrec-report, wandb sync).
-            if self.mode == "offline" and not wait_complete(run_folder):
-                log.warning("W&B offline run %s is still incomplete after 30 s", run_folder)
+            wandb.teardown(exit_code=exit_code)
         finally:
             self._restore_env()
 
