@@ -21,3 +21,10 @@ def test_split_seed_decouples_the_split_from_the_training_seed(cache_dir, data_r
     assert len(set(fixed)) == 1
     assert fixed[0] not in (a, b)
     assert fingerprint(cache_dir, "seed=7")[0] == fixed[0]
+
+
+def test_an_ablation_on_the_same_held_out_rows_pairs_with_the_full_model(cache_dir, data_root):
+    full, _ = fingerprint(cache_dir, "seed=0")
+    target_only, split = fingerprint(cache_dir, "seed=0", "data.source_edges=false")
+    assert (split.train["domain_idx"] == split.target_domain_idx).all()
+    assert target_only == full

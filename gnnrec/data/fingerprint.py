@@ -41,11 +41,17 @@ def data_fingerprint(data: InteractionData) -> str:
 
 
 def split_fingerprint(data: InteractionData, split: Split) -> str:
-    """SHA-256 (hex, 16 characters) of the data and the split's train, val and test rows."""
-    digest = hashlib.sha256(b"gnnrec-split-v1\0")
+    """SHA-256 (hex, 16 characters) of the data and the split's held-out rows.
+
+    Two runs with the same value evaluated the same users on the same validation and test
+    items, so their per-user results pair. The training rows are not part of it: an
+    ablation that trains on fewer of them (``data.source_edges=false``) is still evaluated
+    on the same held-out rows and must pair with the full model.
+    """
+    digest = hashlib.sha256(b"gnnrec-split-v2\0")
     digest.update(data_fingerprint(data).encode())
     digest.update(f"target:{split.target_domain}\0".encode())
-    for name in ("train", "val", "test"):
+    for name in ("val", "test"):
         digest.update(f"{name}\0".encode())
         _update(digest, getattr(split, name), ["user_idx", "item_idx", "group"])
     return digest.hexdigest()[:16]
