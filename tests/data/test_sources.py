@@ -172,7 +172,7 @@ def test_folder_empty_id(tmp_path):
 
 def test_folder_missing_item_row_is_left_to_preprocess(tmp_path):
     root = write_folder(tmp_path / "d")
-    (root / "cds.inter.csv").write_text("user_id,item_id\nu2,B01\nu3,B99\n")
+    (root / "cds.inter.csv").write_text("user_id,item_id,timestamp\nu2,B01,1\nu3,B99,2\n")
     tables = FolderSource(root).load()
     with pytest.raises(DataError, match="'B99' in domain 'cds'.*on_missing_item=drop"):
         preprocess(tables)
