@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -369,6 +371,49 @@ def test_cache_key_follows_file_content(tmp_path):
     assert data.interactions["rating"].tolist()[0] == 1.0
 
 
+def _import_file(path: Path, name: str, monkeypatch):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+FORMAT_FILE = """from gnnrec.data import FolderSource
+
+
+class MyFormat(FolderSource):
+    \"\"\"A format of its own.\"\"\"
+
+    SCALE = {scale}
+"""
+
+
+def test_cache_key_follows_the_code_that_builds_the_tables(tmp_path, monkeypatch):
+    root = write_folder(tmp_path / "d")
+    files = {p.name for p in preprocess_module.code_files(FolderSource(root))}
+    assert files == {"preprocess.py", "schema.py", "base.py", "folder.py"}
+    # A format file of its own: editing one line changes the key, the same text does not.
+    code = tmp_path / "my_format.py"
+    code.write_text(FORMAT_FILE.format(scale=1))
+    first = cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root))
+    assert cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root)) == first
+    code.write_text(FORMAT_FILE.format(scale=2))
+    assert cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root)) != first
+    # An edit of preprocess.py (a copy with one changed line standing in for it).
+    source = FolderSource(root)
+    key = cache_key(source)
+    edited = tmp_path / "preprocess.py"
+    edited.write_text(Path(preprocess_module.__file__).read_text().replace("kcore", "k_core", 1))
+    real = preprocess_module.code_files
+    monkeypatch.setattr(
+        preprocess_module,
+        "code_files",
+        lambda s: [edited if p.name == "preprocess.py" else p for p in real(s)],
+    )
+    assert cache_key(source) != key
+
+
 def test_unknown_preprocess_key(tmp_path):
     with pytest.raises(ValueError, match=r"data\.preprocess\.k_core"):
         load_dataset(FolderSource(write_folder(tmp_path / "d")), preprocess={"k_core": 5})
@@ -428,6 +473,16 @@ def test_real_ml100k_cached(data_root, tmp_path):
     assert data.users["user"].iloc[0] == "1" and data.items["item"].iloc[0] == "1"
     assert len(data.kg) == 91_631 and len(data.item_entity) == 1_598
     assert data.items["movie_title"].iloc[0] == "Toy Story"
+
+
+def test_real_amazon_kcore5_losing_domains_is_an_error(data_root):
+    tables = FolderSource(data_root / "amazon-books-cds-movies").load()
+    with pytest.raises(
+        DataError,
+        match=r"data\.preprocess\.kcore=5 leaves no interactions in domain\(s\) "
+        r"\['books', 'cds'\] \(of \['books', 'cds', 'movies'\]\)",
+    ):
+        preprocess(tables, kcore=5)
 
 
 def test_real_amazon_kcore(data_root):
