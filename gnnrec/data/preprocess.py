@@ -525,7 +525,7 @@ def load_dataset(
     if entry.computed:
         log.info("preprocessed %r into the cache %s", source, entry.path)
     else:
-        log.info("loaded %r from the cache %s", source, entry.path)
+        log.info("loaded preprocessed data from the cache %s", entry.path)
     return entry.value
 
 
