@@ -110,9 +110,8 @@ def test_entry_stored_by_another_writer_first_is_kept(tmp_path, monkeypatch):
 
 def test_lock_timeout_names_the_lock(tmp_path):
     lock = tmp_path / "locks" / "key.lock"
-    with file_lock(lock):
-        with pytest.raises(filelock.Timeout, match="key.lock"):
-            cached_dir(tmp_path / "key", write_dir({}), read_dir, lock=lock, timeout=0.2)
+    with file_lock(lock), pytest.raises(filelock.Timeout, match="key.lock"):
+        cached_dir(tmp_path / "key", write_dir({}), read_dir, lock=lock, timeout=0.2)
     assert not (tmp_path / "key").exists()
 
 
