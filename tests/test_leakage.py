@@ -2,6 +2,7 @@
 and evaluation masks exactly the user's training (plus validation) items. Real data."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -32,10 +33,20 @@ def held_out_keys(split, num_items):
     return set().union(*(keys(h.user_idx, h.item_idx, num_items) for h in held))
 
 
+def test_held_out_pairs_follow_the_protocol(pipeline):
+    """Two pairs per warm user with >= 3 target rows, every target pair of a cold user."""
+    data, split, _ = pipeline
+    inter = data.interactions
+    target = inter[inter.domain_idx == split.target_domain_idx]
+    cold = np.concatenate([split.users_in_group(s, "cold") for s in ("val", "test")])
+    counts = target[~target.user_idx.isin(cold)].groupby("user_idx").size()
+    expected = 2 * int((counts >= 3).sum()) + int(target.user_idx.isin(cold).sum())
+    assert len(held_out_keys(split, data.num_items)) == expected == len(split.val) + len(split.test)
+
+
 def test_no_held_out_edge_in_message_passing_graph(pipeline):
     data, split, graph = pipeline
     held = held_out_keys(split, data.num_items)
-    assert len(held) > 10000
     edges = interaction_edges(graph)
     assert not keys(edges[0], edges[1], data.num_items) & held
     for edge_type in graph.edge_types:
@@ -125,4 +136,35 @@ def test_zero_shot_domain_reaches_no_training_input(pipeline, tmp_path_factory):
     graph = build_graph(data.num_users, data.item_domain, data.domains, split.train)
     edges = interaction_edges(graph)
     assert not (torch.as_tensor(data.item_domain)[edges[1]] == movies).any()
-    assert len(split.test) > 1000 and set(split.test["group"]) == {"zero_shot"}
+    assert set(split.test["group"]) == {"zero_shot"}
+    inter = data.interactions
+    with_source = set(inter.loc[inter.domain_idx != movies, "user_idx"])
+    target = inter[(inter.domain_idx == movies) & inter.user_idx.isin(with_source)]
+    held = pd.concat([split.val, split.test])
+    assert keys(held.user_idx, held.item_idx, data.num_items) == keys(
+        target.user_idx, target.item_idx, data.num_items
+    )
+
+
+def test_items_without_interactions_are_candidates_so_zero_degree_is_not_held_out(tmp_path):
+    """A cold-start item's label must not be "no training edge": unrated items are ranked too."""
+    root = tmp_path / "d"
+    root.mkdir()
+    rows = ["user_id,item_id,timestamp"]
+    rows += [f"u{u},s{i},{i}" for u in range(6) for i in range(2)]
+    rows += [f"u{u},m{i},{i}" for u in range(6) for i in range(3)]
+    (root / "books.inter.csv").write_text("\n".join(r for r in rows if ",s" in r or "user" in r))
+    (root / "movies.inter.csv").write_text("\n".join(r for r in rows if ",m" in r or "user" in r))
+    (root / "books.item.csv").write_text("item_id,title\ns0,A\ns1,B\n")
+    (root / "movies.item.csv").write_text("item_id,title\nm0,X\nm1,Y\nm2,Z\nm8,New\nm9,Newer\n")
+    data = load_dataset(FolderSource(root))
+    split = split_interactions(data, "movies", cold_fraction=0.0, seed=0)
+    _, test_task = ranking_tasks(split, data.item_domain)
+    movies = data.items[data.items.domain == "movies"]
+    assert movies["item"].tolist() == ["m0", "m1", "m2", "m8", "m9"]
+    assert np.array_equal(test_task.candidates.numpy(), movies.index.to_numpy())
+    train_degree = np.bincount(split.train.item_idx, minlength=data.num_items)
+    zero_degree = set(movies.index[train_degree[movies.index] == 0].tolist())
+    held = set(pd.concat([split.val, split.test]).item_idx.tolist())
+    assert held == {movies.index[1], movies.index[2]}  # m1 (val) and m2 (test) per user
+    assert zero_degree == held | {movies.index[3], movies.index[4]}

@@ -1,7 +1,7 @@
 """Data: raw sources -> canonical tables -> preprocessed interactions."""
 
 from gnnrec.data.knowledge import KnowledgeGraph, RelationalGraph, knowledge_graph, relational_graph
-from gnnrec.data.preprocess import CACHE_FORMAT_VERSION, cache_key, load_dataset, preprocess
+from gnnrec.data.preprocess import cache_key, code_files, load_dataset, preprocess
 from gnnrec.data.schema import (
     INTERACTION_COLUMNS,
     ITEM_COLUMNS,
@@ -9,6 +9,7 @@ from gnnrec.data.schema import (
     DataError,
     InteractionData,
     RawTables,
+    check_timestamps,
     missing_item_error,
     missing_item_mask,
     validate_tables,
@@ -29,6 +30,7 @@ __all__ = [
     "ITEM_COLUMNS",
     "SPLIT_VALUES",
     "validate_tables",
+    "check_timestamps",
     "missing_item_mask",
     "missing_item_error",
     "Source",
@@ -43,5 +45,5 @@ __all__ = [
     "preprocess",
     "load_dataset",
     "cache_key",
-    "CACHE_FORMAT_VERSION",
+    "code_files",
 ]

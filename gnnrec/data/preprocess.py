@@ -4,18 +4,27 @@
 :class:`~gnnrec.data.schema.InteractionData` in a fixed order of steps:
 
 1. interactions whose item has no item row: error, or drop with a warning;
-2. duplicate ``(user, item)`` pairs within a domain: keep the latest (or first) by
-   ``timestamp``, ties by row order, with a warning saying how many were dropped;
-3. optional rating threshold (keep ``rating >= threshold``);
+2. duplicate ``(user, item)`` pairs within a domain: keep the last (or first) in time
+   order (:mod:`gnnrec.data.schema`: by ``timestamp``, ties and data without a
+   ``timestamp`` column by row order), with a warning saying how many were dropped;
+3. optional rating threshold (keep interactions with ``rating >= threshold``; items stay);
 4. optional k-core: repeatedly keep users and items with at least ``k`` interactions,
-   counting a user's degree within each domain, until nothing changes;
+   counting a user's degree within each domain, until nothing changes; items of the
+   catalogue with fewer than ``k`` interactions (none at all included) are removed;
 5. contiguous ids: users sorted by raw id, items by ``(domain, raw id)``, domains by
    name. Raw ids that are all plain integers sort numerically (``"2" < "10"``), so
    already-remapped datasets such as the LightGCN files keep their ids; any other ids
    sort as strings.
 
+The items are the whole catalogue of the items table: an item row without interactions
+stays an item (a ranking candidate of its domain) unless the k-core removes it, so "no
+training interaction" never singles out the held-out items. A step that leaves a domain
+without interactions raises :class:`~gnnrec.data.schema.DataError` naming the setting
+and the lost domains, instead of quietly turning cross-domain data into fewer domains.
+
 :func:`load_dataset` wraps a source and :func:`preprocess` with a content-addressed
-parquet cache under ``<cache_dir>/processed/<key>/``.
+parquet cache under ``<cache_dir>/processed/<key>/`` (:func:`cache_key`), built once
+with :func:`gnnrec.utils.cache.cached_dir`.
 """
 
 from __future__ import annotations
@@ -24,9 +33,7 @@ import hashlib
 import inspect
 import json
 import logging
-import os
-import shutil
-import tempfile
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,11 +50,10 @@ from gnnrec.data.schema import (
     validate_tables,
 )
 from gnnrec.data.sources import Source
-from gnnrec.utils.io import file_lock
+from gnnrec.utils.cache import cached_dir
 
-__all__ = ["preprocess", "load_dataset", "cache_key", "CACHE_FORMAT_VERSION"]
+__all__ = ["preprocess", "load_dataset", "cache_key", "code_files", "read_processed"]
 
-CACHE_FORMAT_VERSION = "gnnrec-processed-v1"
 ON_MISSING_ITEM = ("error", "drop")
 DEDUP = ("last", "first")
 TABLES = ("interactions", "users", "items", "kg", "item_entity")
@@ -91,37 +97,55 @@ def preprocess(
     _check_options(rating_threshold, kcore, dedup, on_missing_item)
     validate_tables(tables, check_items=False)
     inter = tables.interactions.reset_index(drop=True)
+    domains = sorted(set(inter["domain"].astype(str)) | set(tables.items["domain"].astype(str)))
     dropped: dict[str, int] = {}
 
     keep = _missing_items(tables, inter, on_missing_item)
     dropped["missing_item"] = int((~keep).sum())
     inter = inter[keep].reset_index(drop=True)
+    _check_domains_left(inter["domain"], domains, "on_missing_item", on_missing_item, tables)
     row = np.arange(len(inter), dtype=np.int64)
 
-    codes = _Codes(inter)
+    codes = _Codes(inter, tables.items, domains)
     keep = _dedup_mask(codes, inter, row, dedup)
     dropped["duplicates"] = int((~keep).sum())
     if dropped["duplicates"]:
         warnings.warn(
             f"{tables.source}: dropped {dropped['duplicates']} duplicate (user, item) "
-            f"interaction(s) within a domain, keeping the {dedup} by timestamp "
+            f"interaction(s) within a domain, keeping the {dedup} in time order "
             "(set data.preprocess.dedup to 'first' or 'last')",
             stacklevel=2,
         )
     if rating_threshold is not None:
         keep &= _rating_mask(inter, rating_threshold, tables.source)
         dropped["rating"] = int((~keep).sum()) - dropped["duplicates"]
+        _check_domains_left(
+            inter["domain"][keep], domains, "rating_threshold", rating_threshold, tables
+        )
+    item_keep = np.ones(codes.num_items, dtype=bool)
     if kcore > 1:
         before = int(keep.sum())
-        keep = _kcore_mask(codes, keep, kcore)
+        keep, item_keep = _kcore_mask(codes, keep, kcore)
         dropped["kcore"] = before - int(keep.sum())
-    if not keep.any():
-        raise DataError(
-            f"{tables.source}: no interactions are left after preprocessing "
-            f"(rating_threshold={rating_threshold}, kcore={kcore}); lower "
-            "data.preprocess.rating_threshold or data.preprocess.kcore"
-        )
-    return _build(tables, inter, codes, keep, row, dropped)
+        dropped["kcore_items"] = int((~item_keep).sum())
+        _check_domains_left(inter["domain"][keep], domains, "kcore", kcore, tables)
+    return _build(tables, inter, codes, keep, item_keep, row, dropped)
+
+
+def _check_domains_left(
+    kept_domains: pd.Series, domains: list[str], option: str, value: Any, tables: RawTables
+) -> None:
+    """Raise if a preprocessing setting removed every interaction of a domain."""
+    lost = sorted(set(domains) - set(kept_domains.astype(str).unique()))
+    if not lost:
+        return
+    value = "null" if value is None else value
+    what = "no interactions at all" if len(lost) == len(domains) else "no interactions"
+    raise DataError(
+        f"{tables.source}: data.preprocess.{option}={value} leaves {what} in domain(s) "
+        f"{lost} (of {domains}); the data would silently lose them. Relax "
+        f"data.preprocess.{option}, or leave those domains out of the data source."
+    )
 
 
 def _check_options(
@@ -160,17 +184,24 @@ def _missing_items(tables: RawTables, inter: pd.DataFrame, on_missing_item: str)
 
 
 class _Codes:
-    """Integer codes of the raw ids, in first-seen order (not yet the final ids)."""
+    """Integer codes of the raw ids (not yet the final ids).
 
-    def __init__(self, inter: pd.DataFrame) -> None:
+    Items are the rows of the items table (the catalogue), domains the sorted domain
+    names, users the users of the interactions in first-seen order.
+    """
+
+    def __init__(self, inter: pd.DataFrame, items: pd.DataFrame, domains: list[str]) -> None:
         self.user, self.user_values = pd.factorize(inter["user"].astype(str))
-        self.domain, self.domain_values = pd.factorize(inter["domain"].astype(str))
-        item, self.item_values = pd.factorize(inter["item"].astype(str))
-        pair = self.domain.astype(np.int64) * max(len(self.item_values), 1) + item
-        self.item, _ = pd.factorize(pair)
-        _, first = np.unique(self.item, return_index=True)
-        self.item_raw = item[first]
-        self.item_domain = self.domain[first]
+        self.domain_values = np.asarray(domains, dtype=object)
+        lookup = pd.Index(domains)
+        self.domain = lookup.get_indexer(inter["domain"].astype(str))
+        catalogue = items.reset_index(drop=True)
+        self.item_raw = catalogue["item"].astype(str).to_numpy(dtype=object)
+        self.item_domain = lookup.get_indexer(catalogue["domain"].astype(str))
+        index = pd.MultiIndex.from_arrays([self.item_domain, self.item_raw])
+        self.item = index.get_indexer(
+            pd.MultiIndex.from_arrays([self.domain, inter["item"].astype(str).to_numpy()])
+        )
 
     @property
     def num_users(self) -> int:
@@ -212,8 +243,13 @@ def _rating_mask(inter: pd.DataFrame, threshold: float, source: str) -> np.ndarr
     return inter["rating"].to_numpy(dtype=np.float64) >= threshold
 
 
-def _kcore_mask(codes: _Codes, keep: np.ndarray, k: int) -> np.ndarray:
-    """Iteratively drop rows whose user (within the domain) or item has degree < k."""
+def _kcore_mask(codes: _Codes, keep: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Iteratively drop rows whose user (within the domain) or item has degree < k.
+
+    Returns:
+        The rows kept and the catalogue items kept (degree >= k; so not those without
+        any interaction).
+    """
     keep = keep.copy()
     user_domain = codes.user.astype(np.int64) * codes.num_domains + codes.domain
     n_user_domain = codes.num_users * codes.num_domains
@@ -222,7 +258,7 @@ def _kcore_mask(codes: _Codes, keep: np.ndarray, k: int) -> np.ndarray:
         item_deg = np.bincount(codes.item[keep], minlength=codes.num_items)
         new_keep = keep & (user_deg[user_domain] >= k) & (item_deg[codes.item] >= k)
         if new_keep.sum() == keep.sum():
-            return new_keep
+            return new_keep, item_deg >= k
         keep = new_keep
 
 
@@ -246,36 +282,26 @@ def _build(
     inter: pd.DataFrame,
     codes: _Codes,
     keep: np.ndarray,
+    item_keep: np.ndarray,
     row: np.ndarray,
     dropped: dict[str, int],
 ) -> InteractionData:
     user_c, item_c, dom_c = codes.user[keep], codes.item[keep], codes.domain[keep]
-
-    dom_present = np.unique(dom_c)
-    dom_names = pd.Series(codes.domain_values[dom_present]).astype(str)
-    dom_order = np.argsort(dom_names.to_numpy(dtype=object), kind="stable")
-    domains = dom_names.to_numpy(dtype=object)[dom_order].tolist()
-    lost = sorted(set(map(str, codes.domain_values)) - set(domains))
-    if lost:
-        warnings.warn(
-            f"{tables.source}: domain(s) {lost} have no interactions left after preprocessing",
-            stacklevel=3,
-        )
-    dom_map = np.full(codes.num_domains, -1, dtype=np.int64)
-    dom_map[dom_present[dom_order]] = np.arange(len(domains))
+    domains = [str(d) for d in codes.domain_values]
 
     user_present = np.unique(user_c)
     user_raw = pd.Series(codes.user_values[user_present]).astype(str)
     user_order = _id_order(user_raw)
     user_idx = _remap(user_c, user_present, user_order, codes.num_users)
 
-    item_present = np.unique(item_c)
-    item_raw = pd.Series(codes.item_values[codes.item_raw[item_present]]).astype(str)
-    item_dom = dom_map[codes.item_domain[item_present]]
+    item_present = np.flatnonzero(item_keep)
+    item_raw = pd.Series(codes.item_raw[item_present]).astype(str)
+    item_dom = codes.item_domain[item_present]
     item_order = _item_order(item_raw, item_dom)
     item_idx = _remap(item_c, item_present, item_order, codes.num_items)
 
-    out = pd.DataFrame({"user_idx": user_idx, "item_idx": item_idx, "domain_idx": dom_map[dom_c]})
+    out = pd.DataFrame({"user_idx": user_idx, "item_idx": item_idx, "domain_idx": dom_c})
+    out["domain_idx"] = out["domain_idx"].astype(np.int64)
     kept = inter[keep]
     for col in ("rating", "timestamp"):
         if col in kept.columns:
@@ -286,16 +312,10 @@ def _build(
     out = out.iloc[np.lexsort((row[keep], ts, user_idx))].reset_index(drop=True)
 
     users = _users_table(user_raw.to_numpy(dtype=object)[user_order], tables)
-    items_order = pd.DataFrame(
-        {
-            "item": item_raw.to_numpy(dtype=object)[item_order],
-            "domain_idx": item_dom[item_order],
-        }
-    )
-    items = _items_table(items_order, domains, tables)
+    items = _items_table(item_present[item_order], item_dom[item_order], domains, tables)
     item_entity = _item_entity(tables, items)
     kg = None if tables.kg is None else _str_frame(tables.kg.reset_index(drop=True))
-    meta = _meta(out, domains, dropped, tables.source)
+    meta = _meta(out, items, domains, dropped, tables.source)
     return InteractionData(
         interactions=out,
         users=users,
@@ -335,15 +355,28 @@ def _users_table(raw_users: np.ndarray, tables: RawTables) -> pd.DataFrame:
     return users.merge(profile, on="user", how="left", validate="one_to_one")
 
 
-def _items_table(order: pd.DataFrame, domains: list[str], tables: RawTables) -> pd.DataFrame:
-    """Row ``j`` is item ``j``: raw id, domain name, domain index and text columns."""
-    order["item"] = order["item"].astype(str)
-    order.insert(1, "domain", pd.Series(np.asarray(domains, dtype=object)[order["domain_idx"]]))
-    order["domain"] = order["domain"].astype(str)
-    text = _str_frame(tables.items.reset_index(drop=True).copy())
-    text = text[[c for c in text.columns if c != "domain_idx"]]
-    items = order.merge(text, on=["item", "domain"], how="left", validate="one_to_one")
-    items["domain_idx"] = items["domain_idx"].astype(np.int64)
+def _items_table(
+    rows: np.ndarray, domain_idx: np.ndarray, domains: list[str], tables: RawTables
+) -> pd.DataFrame:
+    """Row ``j`` is item ``j``: raw id, domain name, domain index and text columns.
+
+    Args:
+        rows: For each new item id, its row in ``tables.items``.
+        domain_idx: For each new item id, its domain index.
+        domains: Domain names.
+        tables: The raw tables.
+    """
+    catalogue = _str_frame(tables.items.reset_index(drop=True).iloc[rows].copy())
+    text = [c for c in catalogue.columns if c not in ("item", "domain", "domain_idx")]
+    items = pd.DataFrame(
+        {
+            "item": catalogue["item"].astype(str).to_numpy(),
+            "domain": pd.Series(np.asarray(domains, dtype=object)[domain_idx]).astype(str),
+            "domain_idx": domain_idx.astype(np.int64),
+        }
+    )
+    for col in text:
+        items[col] = catalogue[col].reset_index(drop=True)
     return items
 
 
@@ -363,19 +396,23 @@ def _item_entity(tables: RawTables, items: pd.DataFrame) -> pd.DataFrame | None:
     )
 
 
-def _meta(out: pd.DataFrame, domains: list[str], dropped: dict[str, int], source: str) -> dict:
+def _meta(
+    out: pd.DataFrame, items: pd.DataFrame, domains: list[str], dropped: dict[str, int], source: str
+) -> dict:
     per_domain = {}
     for d, name in enumerate(domains):
         rows = out[out["domain_idx"] == d]
+        catalogue = int((items["domain_idx"] == d).sum())
         per_domain[name] = {
             "interactions": len(rows),
             "users": int(rows["user_idx"].nunique()),
-            "items": int(rows["item_idx"].nunique()),
+            "items": catalogue,
+            "items_without_interactions": catalogue - int(rows["item_idx"].nunique()),
         }
     meta = {
         "source": source,
         "num_users": int(out["user_idx"].max()) + 1,
-        "num_items": int(out["item_idx"].max()) + 1,
+        "num_items": len(items),
         "num_interactions": len(out),
         "domains": per_domain,
         "dropped": dropped,
@@ -407,14 +444,34 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def code_files(source: Source) -> list[Path]:
+    """The source files of the code that produces the processed tables for ``source``.
+
+    This module, :mod:`gnnrec.data.schema` and the file of every class in the source's
+    class hierarchy (its format file, ``sources/base.py``, and a subclass's own file).
+    Their text is part of :func:`cache_key`, so editing any of them gives new keys.
+    Classes without a source file (defined in an interactive session) are skipped.
+    """
+    modules = [sys.modules[__name__], sys.modules[DataError.__module__]]
+    classes = [c for c in type(source).__mro__ if issubclass(c, Source)]
+    files = [Path(inspect.getfile(m)) for m in modules]
+    for cls in classes:
+        try:
+            files.append(Path(inspect.getfile(cls)))
+        except (TypeError, OSError):
+            continue
+    return list(dict.fromkeys(f.resolve() for f in files))
+
+
 def cache_key(source: Source, options: dict[str, Any] | None = None) -> str:
     """The sha256 cache key of ``source`` preprocessed with ``options``.
 
-    It covers the cache format version, the source class, ``source.describe()``, the
-    content of every file in ``source.files()`` and the completed preprocess options.
+    It covers the text of the code that produces the tables (:func:`code_files`), the
+    source class, ``source.describe()``, the content of every file in ``source.files()``
+    and the completed preprocess options. No version number needs bumping by hand.
     """
     payload = {
-        "version": CACHE_FORMAT_VERSION,
+        "code": [[p.name, _file_digest(p)] for p in code_files(source)],
         "source": f"{type(source).__module__}.{type(source).__qualname__}",
         "describe": source.describe(),
         "files": [[p.name, _file_digest(p)] for p in source.files()],
@@ -434,11 +491,10 @@ def load_dataset(
     """Load ``source`` and preprocess it, through the cache when ``cache_dir`` is set.
 
     The result is stored under ``<cache_dir>/processed/<key>/`` (see :func:`cache_key`)
-    as parquet files plus ``meta.json``. It is written to a temporary folder next to it
-    and renamed into place, so a failed write leaves nothing under the final name. An
-    exclusive ``flock`` on ``<cache_dir>/locks/processed-<key>.lock`` is held while a key
-    is checked, built and written, so concurrent jobs of a sweep build it once; where
-    locks do not work and another process finished the same key first, its copy is used.
+    as parquet files plus ``meta.json``, by :func:`gnnrec.utils.cache.cached_dir`: built
+    in a temporary folder and renamed into place (a failed build leaves nothing), under
+    a lock on ``<cache_dir>/locks/processed-<key>.lock`` so that concurrent jobs of a
+    sweep build a key once. An entry that cannot be read is rebuilt, with a warning.
 
     Args:
         source: Where to read the raw tables.
@@ -453,34 +509,37 @@ def load_dataset(
     if cache_dir is None or not use_cache:
         return _PREPROCESS(source.load(), **options)
     root = Path(cache_dir).expanduser()
-    processed = root / "processed"
-    final = processed / cache_key(source, options)
-    if not (final / "meta.json").is_file():
-        with file_lock(root / "locks" / f"processed-{final.name}.lock"):
-            if not (final / "meta.json").is_file():  # else another job built it meanwhile
-                data = _PREPROCESS(source.load(), **options)
-                _write_atomic(data, processed, final)
-                log.info("preprocessed %r into the cache %s", source, final)
-                return data
-    log.info("loaded preprocessed data from the cache %s", final)
-    return read_processed(final)
+    key = cache_key(source, options)
+
+    def build(folder: Path) -> InteractionData:
+        data = _PREPROCESS(source.load(), **options)
+        write_processed(data, folder)
+        return data
+
+    entry = cached_dir(
+        root / "processed" / key,
+        build,
+        _read_entry,
+        lock=root / "locks" / f"processed-{key}.lock",
+    )
+    if entry.computed:
+        log.info("preprocessed %r into the cache %s", source, entry.path)
+    else:
+        log.info("loaded preprocessed data from the cache %s", entry.path)
+    return entry.value
 
 
-def _write_atomic(data: InteractionData, processed: Path, final: Path) -> None:
-    processed.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name[:16]}-", dir=processed))
+def _read_entry(folder: Path) -> InteractionData | None:
+    """A complete cache entry, or ``None`` (warned if it exists but cannot be read)."""
+    if not (folder / "meta.json").is_file():
+        return None
     try:
-        write_processed(data, tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "meta.json").is_file():
-                raise
-            # Another process stored the same key first; keep its copy.
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return read_processed(folder)
+    except (OSError, ValueError, KeyError) as err:  # pyarrow's errors are ValueErrors
+        warnings.warn(
+            f"processed-data cache {folder} is unreadable ({err}); rebuilding it", stacklevel=3
+        )
+        return None
 
 
 def write_processed(data: InteractionData, folder: Path) -> None:
@@ -492,7 +551,6 @@ def write_processed(data: InteractionData, folder: Path) -> None:
             table.to_parquet(folder / f"{name}.parquet", index=False)
             present.append(name)
     meta = {
-        "format": CACHE_FORMAT_VERSION,
         "domains": list(data.domains),
         "tables": present,
         "meta": data.meta,

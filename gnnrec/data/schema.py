@@ -15,6 +15,25 @@ Canonical columns:
 * ``users`` (optional): ``user`` (str), then any profile columns.
 * ``kg`` (optional): ``head``, ``relation``, ``tail`` (str); ``item_entity``
   (optional): ``item``, ``domain``, ``entity`` links items to KG entities.
+
+The items table is the catalogue: an item row without any interaction is still an item
+(a candidate of its domain), unless a filter about items removes it (``kcore``).
+
+Time order, one rule for every step that needs it (deduplication, the split, user
+profiles):
+
+* A ``timestamp`` column orders the interactions; larger is later. It must be complete:
+  a column with empty values is a :class:`DataError` naming the file (or table), the
+  column and the first empty rows (:func:`check_timestamps`). Fill them or remove the
+  column.
+* Without a ``timestamp`` column the row order is the time order: a later row (later in
+  the file; files of a folder in domain order) is a later interaction. Deduplication
+  keeps the last row of a pair (``dedup=last``), the split holds out each user's last
+  rows, and profiles take the last rows as the most recent.
+* Equal timestamps: deduplication and profiles take the later row as the later
+  interaction; the split breaks such ties with its seeded random key (see
+  :mod:`gnnrec.data.split`), so that the held-out item among same-time rows does not
+  depend on how the file happens to be sorted.
 """
 
 from __future__ import annotations
@@ -34,6 +53,7 @@ __all__ = [
     "ITEM_COLUMNS",
     "SPLIT_VALUES",
     "validate_tables",
+    "check_timestamps",
     "missing_item_mask",
     "missing_item_error",
 ]
@@ -120,6 +140,29 @@ class InteractionData:
         return self.domains.index(name)
 
 
+def check_timestamps(values: pd.Series | np.ndarray, where: str, column: str = "timestamp") -> None:
+    """Raise :class:`DataError` if a timestamp column has empty values.
+
+    Args:
+        values: The column, in row order (numeric; empty values are NaN).
+        where: The file or table, as the message's prefix (``"movies.inter.csv"``).
+        column: The column's name as the user wrote it.
+
+    Raises:
+        DataError: ``"<where>: column 'timestamp' is empty in 3 of 120 rows (data rows
+            5, 9, 12); ..."``, data rows counted from 1 after the header.
+    """
+    empty = np.flatnonzero(pd.isna(np.asarray(values, dtype=np.float64)))
+    if len(empty) == 0:
+        return
+    rows = ", ".join(str(int(r) + 1) for r in empty[:5]) + (", ..." if len(empty) > 5 else "")
+    raise DataError(
+        f"{where}: column {column!r} is empty in {len(empty)} of {len(values)} rows "
+        f"(data rows {rows}); fill them or remove the column (without a timestamp column "
+        "the row order is the time order)"
+    )
+
+
 def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], what: str, source: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -167,8 +210,9 @@ def validate_tables(tables: RawTables, *, check_items: bool = True) -> RawTables
     """Check the canonical contract; raise :class:`DataError` naming what is wrong.
 
     Checks required columns, non-empty domains, null ids, numeric ``rating`` and
-    ``timestamp``, legal ``split`` values, and that every interaction's item has an item
-    row. Returns the tables unchanged so it can be chained.
+    ``timestamp``, a complete ``timestamp`` column (:func:`check_timestamps`), legal
+    ``split`` values, and that every interaction's item has an item row. Returns the
+    tables unchanged so it can be chained.
 
     Args:
         tables: The tables to check.
@@ -194,6 +238,8 @@ def validate_tables(tables: RawTables, *, check_items: bool = True) -> RawTables
                 f"{src}: interactions column {col!r} must be numeric; "
                 f"found non-numeric value {example!r}"
             )
+    if "timestamp" in inter.columns:
+        check_timestamps(inter["timestamp"], f"{src}: interactions table")
     if "split" in inter.columns:
         bad = sorted(set(inter["split"].unique()) - set(SPLIT_VALUES))
         if bad:

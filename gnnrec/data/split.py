@@ -9,11 +9,16 @@ Protocol (also in ``docs/protocol.md``):
   cold group, the other half the test cold group. Their source interactions stay in
   training.
 * **Warm users**: every other user with at least ``min_interactions`` target
-  interactions. Their target interactions are ordered by ``timestamp`` (ties and
-  missing timestamps broken by a seeded random key); the last goes to test, the
-  second to last to validation, the rest to training.
+  interactions. Their target interactions are put in time order (the rule of
+  :mod:`gnnrec.data.schema`): by ``timestamp``, ties broken by a seeded random key; a
+  ``timestamp`` column with empty values is a :class:`DataError`; without a
+  ``timestamp`` column the row order of the interactions table is the time order. The
+  last goes to test, the second to last to validation, the rest to training.
 * Every remaining interaction (source domains, target users with too few
   interactions) is training data.
+* With ``cold_fraction > 0`` on data of two or more domains, a split without any cold
+  user (no user has both target and source history, e.g. after a strict k-core) warns,
+  saying why: the ``cold`` group of every metric would otherwise be silently empty.
 * **Zero-shot domain** (``zero_shot=True``): no interaction of the target domain is
   used in training. Its users who have source-domain history are split in half
   (seeded) into validation and test users, group ``zero_shot``; all their target
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gnnrec.data.schema import DataError, InteractionData
+from gnnrec.data.schema import DataError, InteractionData, check_timestamps
 
 __all__ = ["Split", "split_interactions", "GROUPS"]
 
@@ -116,6 +121,10 @@ def split_interactions(
 
     Returns:
         The :class:`Split`.
+
+    Raises:
+        DataError: An unknown target domain, an incomplete ``timestamp`` column, or no
+            test user.
     """
     if not 0.0 <= cold_fraction < 1.0:
         raise ValueError(f"data.split.cold_fraction must be in [0, 1), got {cold_fraction}")
@@ -151,6 +160,8 @@ def split_interactions(
     overlap = np.intersect1d(target_users, source_users)
 
     n_cold = int(round(cold_fraction * len(overlap)))
+    if cold_fraction > 0 and len(data.domains) > 1 and n_cold == 0:
+        _warn_no_cold_users(cold_fraction, len(overlap), target_domain, data.domains)
     cold = np.sort(rng.choice(overlap, size=n_cold, replace=False)) if n_cold else overlap[:0]
     cold_perm = rng.permutation(cold)
     cold_val = np.sort(cold_perm[: len(cold) // 2])
@@ -159,13 +170,9 @@ def split_interactions(
     tgt = inter[in_target]
     is_cold = np.isin(tgt["user_idx"].to_numpy(), cold)
     warm_rows = tgt[~is_cold]
-    # Time order; ties (and missing timestamps) broken by a seeded random key.
+    # Time order; equal timestamps broken by a seeded random key.
+    ts = _time(inter)[in_target][~is_cold]
     tie = rng.random(len(warm_rows))
-    ts = (
-        warm_rows["timestamp"].to_numpy(dtype=np.float64)
-        if "timestamp" in warm_rows.columns
-        else np.zeros(len(warm_rows))
-    )
     users = warm_rows["user_idx"].to_numpy()
     order = np.lexsort((tie, ts, users))
     warm_rows = warm_rows.iloc[order]
@@ -203,6 +210,37 @@ def split_interactions(
     if len(val) == 0:
         warnings.warn("the split has no validation rows; early stopping is disabled", stacklevel=2)
     return Split(train, val, test, target_domain, target)
+
+
+def _time(inter: pd.DataFrame) -> np.ndarray:
+    """``float64[len(inter)]`` time of every row: its timestamp, else its row position."""
+    if "timestamp" not in inter.columns:
+        return np.arange(len(inter), dtype=np.float64)  # the row order is the time order
+    check_timestamps(inter["timestamp"], "interactions table")
+    return inter["timestamp"].to_numpy(dtype=np.float64)
+
+
+def _warn_no_cold_users(
+    cold_fraction: float, num_overlap: int, target: str, domains: list[str]
+) -> None:
+    sources = [d for d in domains if d != target]
+    if num_overlap == 0:
+        why = (
+            f"no user has interactions in both the target domain {target!r} and a source "
+            f"domain {sources}"
+        )
+    else:
+        why = (
+            f"only {num_overlap} user(s) have both target and source history, and "
+            f"round({cold_fraction} * {num_overlap}) = 0"
+        )
+    warnings.warn(
+        f"data.split.cold_fraction={cold_fraction} gives NO cold-start users: {why}. The "
+        "'cold' group will be empty in every metric. Check the data and the preprocessing "
+        "filters (data.preprocess.kcore, data.preprocess.rating_threshold) that may have "
+        "removed the overlapping users, or set data.split.cold_fraction=0.",
+        stacklevel=3,
+    )
 
 
 def _zero_shot_split(inter: pd.DataFrame, target: int, name: str, seed: int) -> Split:

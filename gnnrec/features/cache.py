@@ -5,9 +5,11 @@ array (read with ``allow_pickle=False``) and a ``.json`` sidecar describes it. T
 is a SHA-256 over :meth:`~gnnrec.features.encoder.TextEncoder.identity` and the texts,
 so a change of model, weights, pooling, length, precision or any text gives a new file.
 
-Files are written to a temporary file in the same folder and renamed into place, so a
-failed encode leaves nothing behind. An exclusive ``flock`` on ``<file>.lock`` is held
-while a key is checked, encoded and written: concurrent jobs of a sweep encode it once.
+The file is built once by :func:`gnnrec.utils.cache.cached_file`: encoded into a
+temporary file in the same folder and renamed into place, so a failed encode leaves
+nothing behind, under a lock on ``<file>.lock``, so concurrent jobs of a sweep encode a
+key once. The sidecar is written just before the array is renamed into place; the
+array is the record (a missing, unreadable or wrong-shaped array is re-encoded).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import torch
 from gnnrec.data.schema import InteractionData
 from gnnrec.features.encoder import TextEncoder
 from gnnrec.features.text import item_texts
-from gnnrec.utils.io import atomic_write, file_lock
+from gnnrec.utils.cache import cached_file
+from gnnrec.utils.io import atomic_write
 
 __all__ = [
     "CachedEmbeddings",
@@ -99,20 +102,14 @@ def _load(path: Path, num_texts: int) -> torch.Tensor | None:
     return torch.from_numpy(array)
 
 
-def _save(path: Path, array: np.ndarray, meta: dict) -> None:
-    """Write the array, then its sidecar, each atomically and readable by the group."""
+def _write_array(tmp: Path, array: np.ndarray) -> None:
+    with open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
-    def write_array(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        tmp.chmod(0o644)
 
-    def write_meta(tmp: Path) -> None:
-        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.chmod(0o644)
-
-    atomic_write(path, write_array)
-    atomic_write(path.with_suffix(".json"), write_meta)
+def _write_meta(path: Path, meta: dict) -> None:
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def cached_embeddings(
@@ -147,15 +144,13 @@ def cached_embeddings(
     folder = Path(cache_dir).expanduser() / "embeddings"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{kind}-{key[:24]}.npy"
-    with file_lock(path.with_name(path.name + ".lock")):
-        cached = _load(path, len(texts))
-        if cached is not None:
-            return CachedEmbeddings(cached, path, False, time.perf_counter() - t0)
+
+    def build(tmp: Path) -> torch.Tensor:
         emb = encoder.encode(texts, progress=progress, desc=f"encoding {len(texts)} {kind}")
         array = np.ascontiguousarray(emb.detach().cpu().numpy(), dtype=np.float32)
-        _save(
-            path,
-            array,
+        _write_array(tmp, array)
+        _write_meta(
+            path.with_suffix(".json"),
             {
                 "format": CACHE_FORMAT_VERSION,
                 "key": key,
@@ -167,7 +162,10 @@ def cached_embeddings(
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
-    return CachedEmbeddings(torch.from_numpy(array), path, True, time.perf_counter() - t0)
+        return torch.from_numpy(array)
+
+    entry = cached_file(path, build, lambda p: _load(p, len(texts)))
+    return CachedEmbeddings(entry.value, path, entry.computed, time.perf_counter() - t0)
 
 
 def encode_cached(

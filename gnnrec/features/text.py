@@ -12,7 +12,7 @@ import string
 import numpy as np
 import pandas as pd
 
-from gnnrec.data.schema import DataError
+from gnnrec.data.schema import DataError, check_timestamps
 
 __all__ = ["item_texts", "template_fields", "user_profiles"]
 
@@ -106,9 +106,10 @@ def user_profiles(
 ) -> list[str]:
     """A text per user from their most recent *training* items' titles, across domains.
 
-    Items are ordered by ``timestamp`` when the table has one (latest last), else by
-    their row order; the last ``max_items`` are kept, oldest first. Users with no
-    training interaction get ``""``.
+    Items are in time order (the rule of :mod:`gnnrec.data.schema`): by ``timestamp``
+    when the table has one, equal timestamps by row order; without a ``timestamp``
+    column the row order is the time order. The last ``max_items`` are kept, oldest
+    first. Users with no training interaction get ``""``.
 
     Args:
         train: Training interactions (``user_idx``, ``item_idx``, optional
@@ -120,17 +121,20 @@ def user_profiles(
 
     Returns:
         ``num_users`` strings.
+
+    Raises:
+        DataError: The ``timestamp`` column has empty values.
     """
     if max_items <= 0:
         raise ValueError(f"data.text.profile_items must be positive, got {max_items}")
     rows = train[["user_idx", "item_idx"]].copy()
     rows["_order"] = np.arange(len(rows))
-    keys = ["user_idx", "timestamp", "_order"] if "timestamp" in train.columns else None
-    if keys:
+    keys = ["user_idx", "_order"]
+    if "timestamp" in train.columns:
+        check_timestamps(train["timestamp"], "training interactions")
         rows["timestamp"] = train["timestamp"].to_numpy(dtype=np.float64)
-        rows = rows.sort_values(keys, na_position="first", kind="stable")
-    else:
-        rows = rows.sort_values(["user_idx", "_order"], kind="stable")
+        keys = ["user_idx", "timestamp", "_order"]
+    rows = rows.sort_values(keys, kind="stable")
     recent = rows.groupby("user_idx", sort=False).tail(max_items)
     titles = np.asarray(titles, dtype=object)
     out = [""] * num_users

@@ -1,5 +1,6 @@
 """Utilities shared by every stage."""
 
+from gnnrec.utils.cache import Cached, cached_dir, cached_file, file_lock, write_file_atomically
 from gnnrec.utils.io import atomic_write, load_checkpoint, save_checkpoint, write_json
 from gnnrec.utils.runtime import (
     resolve_device,
@@ -9,12 +10,17 @@ from gnnrec.utils.runtime import (
 )
 
 __all__ = [
+    "Cached",
     "atomic_write",
+    "cached_dir",
+    "cached_file",
+    "file_lock",
     "load_checkpoint",
     "resolve_device",
     "resolve_precision",
     "save_checkpoint",
     "seed_everything",
     "set_deterministic",
+    "write_file_atomically",
     "write_json",
 ]

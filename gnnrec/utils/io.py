@@ -1,21 +1,19 @@
-"""Atomic file writes: a file appears whole or not at all."""
+"""Atomic file writes: a file appears whole or not at all.
+
+Build-once caches (check, else build under a lock, then rename) are in
+:mod:`gnnrec.utils.cache`; :func:`file_lock` is re-exported from there.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on POSIX
-    fcntl = None
+from gnnrec.utils.cache import file_lock, write_file_atomically
 
 __all__ = [
     "atomic_write",
@@ -27,49 +25,16 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def file_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created, with its folder, if needed).
-
-    Processes that share a cache take it around "check, else build and store", so a
-    result is built once. Without ``fcntl`` (Windows) the block runs unlocked.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
 
     If ``write`` raises, the temporary file is removed and ``path`` is untouched.
+
+    Returns:
+        ``path``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    write_file_atomically(path, write)
+    return Path(path)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from gnnrec.data import (
     load_dataset,
     preprocess,
 )
+from gnnrec.utils import cache as cache_module
 
 # ``gnnrec.data.preprocess`` is also the name of the function the package exports.
 preprocess_module = importlib.import_module("gnnrec.data.preprocess")
@@ -101,13 +104,15 @@ def test_folder_duplicates_warned_and_latest_kept(tmp_path):
 # -------------------------------------------------------- rating and k-core filters
 
 
-def test_rating_threshold():
+def test_rating_threshold_drops_interactions_not_items():
     tables = make_tables([("u1", "a", "x"), ("u1", "b", "x"), ("u2", "a", "x")])
     tables.interactions["rating"] = [5.0, 2.0, 4.0]
     data = preprocess(tables, rating_threshold=4)
     assert data.interactions["rating"].tolist() == [5.0, 4.0]
-    assert data.items["item"].tolist() == ["a"]
+    # "b" lost its only interaction but is still an item of the catalogue.
+    assert data.items["item"].tolist() == ["a", "b"]
     assert data.meta["dropped"]["rating"] == 1
+    assert data.meta["domains"]["x"]["items_without_interactions"] == 1
 
 
 def test_rating_threshold_needs_rating():
@@ -117,36 +122,77 @@ def test_rating_threshold_needs_rating():
 
 def test_everything_filtered_is_an_error():
     tables = make_tables([("u1", "a", "x")])
-    with pytest.raises(DataError, match="no interactions are left.*kcore"):
+    with pytest.raises(DataError, match=r"kcore=2 leaves no interactions at all in domain\(s\)"):
         preprocess(tables, kcore=2)
 
 
-def test_kcore_counts_user_degree_per_domain():
-    # x: u1,u2 rate i1,i2; u3 rates i1 and i3 (degree 1). y: u1,u2 rate j1 once each,
-    # so they fail the per-domain user degree although their total degree is 3.
-    rows = [
-        ("u1", "i1", "x"),
-        ("u1", "i2", "x"),
-        ("u2", "i1", "x"),
-        ("u2", "i2", "x"),
-        ("u3", "i1", "x"),
-        ("u3", "i3", "x"),
-        ("u1", "j1", "y"),
-        ("u2", "j1", "y"),
-    ]
-    with pytest.warns(UserWarning, match=r"domain\(s\) \['y'\] have no interactions left"):
-        data = preprocess(make_tables(rows), kcore=2)
-    # Round 1 drops u3-i3 and the y rows; round 2 drops u3-i1 (u3 now has degree 1).
+KCORE_ROWS = [
+    ("u1", "i1", "x"),
+    ("u1", "i2", "x"),
+    ("u2", "i1", "x"),
+    ("u2", "i2", "x"),
+    ("u3", "i1", "x"),
+    ("u3", "i3", "x"),
+    ("u1", "j1", "y"),
+    ("u1", "j2", "y"),
+    ("u2", "j1", "y"),
+    ("u2", "j2", "y"),
+    ("u3", "j1", "y"),
+]
+
+
+def test_kcore_counts_user_degree_per_domain_and_removes_items_below_k():
+    # u3 has 3 interactions in all but 2 in x and 1 in y: round 1 drops u3-j1 (user
+    # degree in y) and u3-i3 (item degree 1); round 2 drops u3-i1 (u3 now has 1 in x).
+    items = sorted({(r[1], r[2]) for r in KCORE_ROWS}) + [("i9", "x")]  # i9: no interaction
+    data = preprocess(make_tables(KCORE_ROWS, items=items), kcore=2)
     assert data.users["user"].tolist() == ["u1", "u2"]
-    assert data.items["item"].tolist() == ["i1", "i2"]
-    assert data.domains == ["x"]
+    assert data.items[["item", "domain"]].values.tolist() == [
+        ["i1", "x"],
+        ["i2", "x"],
+        ["j1", "y"],
+        ["j2", "y"],
+    ]
     assert data.interactions[["user_idx", "item_idx"]].values.tolist() == [
         [0, 0],
         [0, 1],
+        [0, 2],
+        [0, 3],
         [1, 0],
         [1, 1],
+        [1, 2],
+        [1, 3],
     ]
-    assert data.meta["dropped"]["kcore"] == 4
+    assert data.meta["dropped"]["kcore"] == 3
+    assert data.meta["dropped"]["kcore_items"] == 2  # i3 (degree 1) and i9 (degree 0)
+    assert data.meta["num_items"] == data.num_items == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        ({"kcore": 3}, r"data\.preprocess\.kcore=3"),
+        ({"rating_threshold": 4.5}, r"data\.preprocess\.rating_threshold=4\.5"),
+    ],
+)
+def test_a_filter_that_empties_a_domain_names_setting_and_domain(options, setting):
+    rows = [(u, i, "x") for u in ("u1", "u2", "u3") for i in ("i1", "i2", "i3")]
+    rows += [("u1", "j1", "y"), ("u2", "j1", "y")]
+    tables = make_tables(rows)
+    tables.interactions["rating"] = [5.0] * 9 + [4.0, 3.0]
+    with pytest.raises(
+        DataError, match=setting + r" leaves no interactions in domain\(s\) \['y'\]"
+    ):
+        preprocess(tables, **options)
+
+
+def test_dropping_missing_items_that_empties_a_domain_is_an_error():
+    tables = make_tables([("u1", "a", "x"), ("u1", "zz", "y")], items=[("a", "x"), ("b", "y")])
+    with (
+        pytest.raises(DataError, match=r"on_missing_item=drop leaves.*\['y'\]"),
+        pytest.warns(UserWarning, match="dropped 1 interaction"),
+    ):
+        preprocess(tables, on_missing_item="drop")
 
 
 # ------------------------------------------------------------------- contiguous ids
@@ -183,8 +229,8 @@ def test_contiguous_ids_and_order():
         [1, 2, 1, 1.0],
     ]
     assert data.meta["domains"] == {
-        "x": {"interactions": 2, "users": 1, "items": 2},
-        "y": {"interactions": 3, "users": 2, "items": 2},
+        "x": {"interactions": 2, "users": 1, "items": 2, "items_without_interactions": 0},
+        "y": {"interactions": 3, "users": 2, "items": 2, "items_without_interactions": 0},
     }
     np.testing.assert_array_equal(data.item_domain, [0, 0, 1, 1])
 
@@ -210,9 +256,50 @@ def test_users_kg_and_links_follow_the_ids():
     assert data.users["user"].tolist() == ["u1", "u2"]
     assert data.users["age"].isna().tolist() == [True, False]
     assert data.users["age"].iloc[1] == "30"
-    assert data.items["item"].tolist() == ["a", "b"]  # "gone" has no interactions
-    assert data.item_entity.to_dict("list") == {"item_idx": [1], "entity": ["e1"]}
+    assert data.items["item"].tolist() == ["a", "b", "gone"]  # "gone": no interactions
+    assert data.item_entity.to_dict("list") == {"item_idx": [1, 2], "entity": ["e1", "e3"]}
     pd.testing.assert_frame_equal(data.kg, kg)
+
+
+def test_item_rows_without_interactions_stay_in_the_catalogue():
+    rows = [("u1", "b", "x"), ("u2", "d", "x"), ("u1", "k", "y")]
+    items = [("a", "x"), ("b", "x"), ("c", "x"), ("d", "x"), ("k", "y"), ("m", "y")]
+    data = preprocess(make_tables(rows, items=items))
+    assert data.items[["item", "domain", "domain_idx", "title"]].values.tolist() == [
+        ["a", "x", 0, "t-a"],
+        ["b", "x", 0, "t-b"],
+        ["c", "x", 0, "t-c"],
+        ["d", "x", 0, "t-d"],
+        ["k", "y", 1, "t-k"],
+        ["m", "y", 1, "t-m"],
+    ]
+    assert data.interactions[["user_idx", "item_idx", "domain_idx"]].values.tolist() == [
+        [0, 1, 0],
+        [0, 4, 1],
+        [1, 3, 0],
+    ]
+    assert data.meta["num_items"] == data.num_items == 6
+    assert data.meta["domains"]["x"] == {
+        "interactions": 2,
+        "users": 2,
+        "items": 4,
+        "items_without_interactions": 2,
+    }
+    assert data.meta["domains"]["y"]["items_without_interactions"] == 1
+
+
+def test_folder_item_rows_without_interactions_survive_the_cache(tmp_path):
+    root = write_folder(tmp_path / "d")
+    (root / "books.item.csv").write_text("item_id,title,brand\n0001,One,\n0002,Two,B\n0003,New,C\n")
+    data = load_dataset(FolderSource(root), cache_dir=tmp_path / "cache")
+    again = load_dataset(FolderSource(root), cache_dir=tmp_path / "cache")
+    assert_same_data(data, again)
+    assert again.items[["item", "title"]].values.tolist() == [
+        ["0001", "One"],
+        ["0002", "Two"],
+        ["0003", "New"],
+    ]
+    assert 2 not in set(again.interactions["item_idx"])
 
 
 def test_split_column_is_kept():
@@ -284,6 +371,49 @@ def test_cache_key_follows_file_content(tmp_path):
     assert data.interactions["rating"].tolist()[0] == 1.0
 
 
+def _import_file(path: Path, name: str, monkeypatch):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+FORMAT_FILE = """from gnnrec.data import FolderSource
+
+
+class MyFormat(FolderSource):
+    \"\"\"A format of its own.\"\"\"
+
+    SCALE = {scale}
+"""
+
+
+def test_cache_key_follows_the_code_that_builds_the_tables(tmp_path, monkeypatch):
+    root = write_folder(tmp_path / "d")
+    files = {p.name for p in preprocess_module.code_files(FolderSource(root))}
+    assert files == {"preprocess.py", "schema.py", "base.py", "folder.py"}
+    # A format file of its own: editing one line changes the key, the same text does not.
+    code = tmp_path / "my_format.py"
+    code.write_text(FORMAT_FILE.format(scale=1))
+    first = cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root))
+    assert cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root)) == first
+    code.write_text(FORMAT_FILE.format(scale=2))
+    assert cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root)) != first
+    # An edit of preprocess.py (a copy with one changed line standing in for it).
+    source = FolderSource(root)
+    key = cache_key(source)
+    edited = tmp_path / "preprocess.py"
+    edited.write_text(Path(preprocess_module.__file__).read_text().replace("kcore", "k_core", 1))
+    real = preprocess_module.code_files
+    monkeypatch.setattr(
+        preprocess_module,
+        "code_files",
+        lambda s: [edited if p.name == "preprocess.py" else p for p in real(s)],
+    )
+    assert cache_key(source) != key
+
+
 def test_unknown_preprocess_key(tmp_path):
     with pytest.raises(ValueError, match=r"data\.preprocess\.k_core"):
         load_dataset(FolderSource(write_folder(tmp_path / "d")), preprocess={"k_core": 5})
@@ -320,7 +450,7 @@ def test_concurrent_writer_wins(tmp_path, monkeypatch):
         preprocess_module.write_processed(preprocess(source.load()), _mkdir(final))
         return real_rename(src, dst)
 
-    monkeypatch.setattr(preprocess_module.os, "rename", rename_after_other_process)
+    monkeypatch.setattr(cache_module.os, "rename", rename_after_other_process)
     data = load_dataset(source, cache_dir=cache)
     assert [p.name for p in (cache / "processed").iterdir()] == [final.name]
     assert_same_data(data, preprocess_module.read_processed(final))
@@ -343,6 +473,16 @@ def test_real_ml100k_cached(data_root, tmp_path):
     assert data.users["user"].iloc[0] == "1" and data.items["item"].iloc[0] == "1"
     assert len(data.kg) == 91_631 and len(data.item_entity) == 1_598
     assert data.items["movie_title"].iloc[0] == "Toy Story"
+
+
+def test_real_amazon_kcore5_losing_domains_is_an_error(data_root):
+    tables = FolderSource(data_root / "amazon-books-cds-movies").load()
+    with pytest.raises(
+        DataError,
+        match=r"data\.preprocess\.kcore=5 leaves no interactions in domain\(s\) "
+        r"\['books', 'cds'\] \(of \['books', 'cds', 'movies'\]\)",
+    ):
+        preprocess(tables, kcore=5)
 
 
 def test_real_amazon_kcore(data_root):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hydra.utils import instantiate
 
+from gnnrec.config import compose_config
 from gnnrec.data import (
     AtomicSource,
     DataError,
@@ -112,8 +113,30 @@ def test_folder_instantiable_by_hydra(tmp_path):
 
 
 def test_folder_bad_file_format():
-    with pytest.raises(ValueError, match="data.source.file_format"):
+    with pytest.raises(ValueError, match=r"^data\.source\.file_format must be one of"):
         FolderSource("x", file_format="xlsx")
+    with pytest.raises(ValueError, match=r"^data\.file_format must be one of"):
+        FolderSource("x", file_format="xlsx", config_key="data")
+
+
+def test_errors_name_the_key_the_user_sets(tmp_path):
+    """data=folder maps data.path into data.source.path; its errors say data.path."""
+    folder = compose_config(["data=folder", f"data.path={tmp_path / 'nowhere'}"])
+    with pytest.raises(DataError, match="set data.path to the folder") as err:
+        instantiate(folder.data.source).files()
+    assert "data.source" not in str(err.value)
+    root = write_folder(tmp_path / "d")
+    folder = compose_config(["data=folder", f"data.path={root}", "data.domains=[books,music]"])
+    with pytest.raises(
+        DataError, match=r"music\.inter\.csv.*remove the domain from data\.domains$"
+    ):
+        instantiate(folder.data.source).files()
+    amazon = compose_config(["data=amazon_bcm", f"data.source.path={tmp_path / 'nowhere'}"])
+    with pytest.raises(DataError, match=r"set data\.source\.path \(or paths\.data_dir"):
+        instantiate(amazon.data.source).files()
+    ml100k = compose_config(["data=ml100k", f"data.source.path={tmp_path}"])
+    with pytest.raises(DataError, match=r"ml-100k\.inter.*check data\.source\.dataset"):
+        instantiate(ml100k.data.source).files()
 
 
 def test_folder_missing_folder(tmp_path):
@@ -163,6 +186,51 @@ def test_folder_non_numeric_rating(tmp_path):
         FolderSource(root).load()
 
 
+def test_folder_empty_timestamps_name_file_column_and_rows(tmp_path):
+    root = write_folder(tmp_path / "d")
+    (root / "cds.inter.csv").write_text(
+        "user_id,item_id,timestamp\nu2,B01,5\nu3,0002,\nu2,0002,7\nu4,B01,\nu5,B01,9\n"
+    )
+    with pytest.raises(
+        DataError,
+        match=r"cds\.inter\.csv: column 'timestamp' is empty in 2 of 5 rows \(data rows 2, 4\); "
+        "fill them or remove the column",
+    ):
+        FolderSource(root).load()
+
+
+def test_folder_parquet_empty_timestamps(tmp_path):
+    root = write_folder(tmp_path / "d", "parquet")
+    frame = pd.read_parquet(root / "books.inter.parquet")
+    frame["timestamp"] = [10.0, None, 30.0]
+    frame.to_parquet(root / "books.inter.parquet", index=False)
+    with pytest.raises(
+        DataError, match=r"books\.inter\.parquet: column 'timestamp' is empty in 1 of 3"
+    ):
+        FolderSource(root).load()
+
+
+def test_folder_timestamp_in_some_domains_only(tmp_path):
+    root = write_folder(tmp_path / "d")
+    (root / "cds.inter.csv").write_text("user_id,item_id\nu2,B01\nu3,0002\n")
+    with pytest.raises(DataError, match=r"cds\.inter\.csv has no 'timestamp' column but .*books"):
+        FolderSource(root).load()
+
+
+def test_folder_duplicate_item_row(tmp_path):
+    root = write_folder(tmp_path / "d")
+    (root / "cds.item.csv").write_text("item_id,title\nB01,A\n0002,B\nB01,C\n")
+    with pytest.raises(DataError, match=r"cds\.item\.csv: item_id 'B01' has more than one row"):
+        FolderSource(root).load()
+
+
+def test_folder_item_rows_without_interactions_are_read(tmp_path):
+    root = write_folder(tmp_path / "d")
+    (root / "cds.item.csv").write_text("item_id,title\nB01,A\n0002,B\nB77,Unrated\n")
+    items = FolderSource(root).load().items
+    assert items.loc[items["domain"] == "cds", "item"].tolist() == ["B01", "0002", "B77"]
+
+
 def test_folder_empty_id(tmp_path):
     root = write_folder(tmp_path / "d")
     (root / "cds.inter.csv").write_text("user_id,item_id\nu2,B01\n,0002\n")
@@ -172,7 +240,7 @@ def test_folder_empty_id(tmp_path):
 
 def test_folder_missing_item_row_is_left_to_preprocess(tmp_path):
     root = write_folder(tmp_path / "d")
-    (root / "cds.inter.csv").write_text("user_id,item_id\nu2,B01\nu3,B99\n")
+    (root / "cds.inter.csv").write_text("user_id,item_id,timestamp\nu2,B01,1\nu3,B99,2\n")
     tables = FolderSource(root).load()
     with pytest.raises(DataError, match="'B99' in domain 'cds'.*on_missing_item=drop"):
         preprocess(tables)
@@ -260,6 +328,16 @@ def test_atomic_small_without_item_file(tmp_path):
     assert tables.users is None and tables.kg is None and tables.item_entity is None
 
 
+def test_atomic_empty_timestamps(tmp_path):
+    (tmp_path / "toy.inter").write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t01\t4\n2\t01\t\n"
+    )
+    with pytest.raises(
+        DataError, match=r"toy\.inter: column 'timestamp' is empty in 1 of 2 rows \(data rows 2\)"
+    ):
+        AtomicSource(tmp_path, "toy").load()
+
+
 def test_atomic_errors(tmp_path):
     (tmp_path / "toy.inter").write_text("user_id:token\titem_id:token\trating:float\n1\t2\tgood\n")
     with pytest.raises(DataError, match=r"toy\.inter: column 'rating'.*'good'"):
@@ -303,6 +381,20 @@ def test_real_amazon_books_cds_movies(amazon):
     # Empty brand cells in the files (SOURCE.txt's 99 / 761 / 4,212 counts something else).
     missing_brand = amazon.items["brand"].isna().groupby(amazon.items["domain"]).sum()
     assert missing_brand.to_dict() == {"books": 79, "cds": 400, "movies": 1_898}
+
+
+def test_real_amazon_catalogue_is_every_item_row(data_root, amazon):
+    """Items without interactions stay items; counted here straight from the files."""
+    data = preprocess(amazon)
+    root = data_root / "amazon-books-cds-movies"
+    for domain in ("books", "cds", "movies"):
+        rows = pd.read_csv(root / f"{domain}.item.csv", dtype=str, keep_default_na=False)
+        used = pd.read_csv(root / f"{domain}.inter.csv", dtype=str, keep_default_na=False)
+        unused = set(rows["item_id"]) - set(used["item_id"])
+        meta = data.meta["domains"][domain]
+        assert meta["items"] == len(rows) == int((data.items["domain"] == domain).sum())
+        assert meta["items_without_interactions"] == len(unused)
+    assert data.meta["num_items"] == data.num_items == 40_075 + 28_205 + 18_143
 
 
 def test_real_food_kitchen(data_root):

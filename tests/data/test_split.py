@@ -72,7 +72,7 @@ def test_cold_users_have_no_target_training_rows_and_keep_source_rows():
         inter[inter.domain_idx == 1].user_idx
     )
     assert len(cold) == round(0.5 * len(overlap))
-    assert abs(len(cold_val) - len(cold_test)) <= 1
+    assert len(cold_val) == len(cold) // 2 and len(cold_test) == len(cold) - len(cold) // 2
 
 
 def test_warm_leave_one_out_is_time_ordered():
@@ -92,6 +92,73 @@ def test_warm_leave_one_out_is_time_ordered():
         train_t = ts.drop([t_test.item_idx.iloc[0], t_val.item_idx.iloc[0]])
         assert test_t >= val_t >= train_t.max()
     assert set(split.test.group) == {"warm"}
+
+
+def test_without_timestamps_the_last_rows_are_held_out():
+    """The row order is the time order: every seed holds out each user's last two rows."""
+    data = synthetic(with_time=False)
+    inter = data.interactions
+    tgt = inter[inter.domain_idx == 1]
+    eligible = tgt.groupby("user_idx").filter(lambda rows: len(rows) >= 3)
+    last = eligible.groupby("user_idx").tail(1)
+    second_last = eligible.groupby("user_idx").nth(-2)
+    for seed in (0, 1, 2):
+        split = split_interactions(data, "tgt", cold_fraction=0.0, seed=seed)
+        assert pairs(split.test) == pairs(last)
+        assert pairs(split.val) == pairs(second_last)
+
+
+def test_empty_timestamps_are_an_error_naming_column_and_rows():
+    data = synthetic()
+    ts = data.interactions["timestamp"].copy()
+    ts.iloc[[4, 9]] = np.nan
+    data.interactions["timestamp"] = ts
+    n = len(ts)
+    with pytest.raises(
+        DataError,
+        match=rf"interactions table: column 'timestamp' is empty in 2 of {n} rows "
+        r"\(data rows 5, 10\)",
+    ):
+        split_interactions(data, "tgt")
+
+
+def test_no_cold_users_on_cross_domain_data_warns_and_says_why():
+    data = synthetic()
+    inter = data.interactions
+    # Source rows only for even users, target rows only for odd users: no overlap.
+    keep = ((inter.domain_idx == 0) & (inter.user_idx % 2 == 0)) | (
+        (inter.domain_idx == 1) & (inter.user_idx % 2 == 1)
+    )
+    data.interactions = inter[keep].reset_index(drop=True)
+    with pytest.warns(UserWarning, match=r"cold_fraction=0\.2 gives NO cold-start users: no user"):
+        split = split_interactions(data, "tgt", cold_fraction=0.2)
+    assert len(split.users_in_group("test", "cold")) == 0
+
+
+def test_too_few_overlapping_users_for_the_cold_fraction_warns():
+    data = synthetic()
+    inter = data.interactions
+    overlap = sorted(
+        set(inter[inter.domain_idx == 0].user_idx) & set(inter[inter.domain_idx == 1].user_idx)
+    )
+    drop = (inter.domain_idx == 0) & inter.user_idx.isin(overlap[2:])
+    data.interactions = inter[~drop].reset_index(drop=True)
+    with pytest.warns(UserWarning, match=r"only 2 user\(s\).*round\(0\.2 \* 2\) = 0"):
+        split_interactions(data, "tgt", cold_fraction=0.2)
+
+
+def test_single_domain_or_zero_cold_fraction_does_not_warn(recwarn):
+    data = synthetic()
+    split_interactions(data, "tgt", cold_fraction=0.0)
+    inter = data.interactions
+    data.interactions = inter[inter.domain_idx == 1].reset_index(drop=True)
+    data.domains = ["tgt"]
+    data.items = data.items[data.items.domain == "tgt"].reset_index(drop=True)
+    data.interactions["domain_idx"] = 0
+    data.interactions["item_idx"] -= 40
+    data.items["domain_idx"] = 0
+    split_interactions(data, "tgt", cold_fraction=0.2)
+    assert [str(w.message) for w in recwarn] == []
 
 
 def test_split_is_seeded():
@@ -139,7 +206,9 @@ def test_zero_shot_split_holds_out_the_whole_target_domain():
     assert pairs(held) == pairs(eligible)
     assert set(held["group"]) == {"zero_shot"}
     assert not set(split.val["user_idx"]) & set(split.test["user_idx"])
-    assert abs(split.val["user_idx"].nunique() - split.test["user_idx"].nunique()) <= 1
+    n_users = eligible["user_idx"].nunique()
+    assert split.val["user_idx"].nunique() == n_users // 2
+    assert split.test["user_idx"].nunique() == n_users - n_users // 2
     other = split_interactions(data, "tgt", zero_shot=True, seed=5)
     assert set(other.test["user_idx"]) != set(split.test["user_idx"])
 

@@ -58,3 +58,21 @@ def test_user_profiles_without_timestamps_use_row_order():
     assert user_profiles(train, ["x", "y", "z"], num_users=2, max_items=2) == ["", "x; y"]
     with pytest.raises(ValueError, match="profile_items"):
         user_profiles(train, ["x", "y", "z"], num_users=2, max_items=0)
+
+
+def test_user_profiles_reject_empty_timestamps():
+    train = pd.DataFrame(
+        {"user_idx": [0, 0, 0], "item_idx": [0, 1, 2], "timestamp": [10.0, np.nan, 30.0]}
+    )
+    with pytest.raises(
+        DataError, match=r"training interactions: column 'timestamp' is empty in 1 of 3 rows"
+    ):
+        user_profiles(train, ["x", "y", "z"], num_users=1, max_items=2)
+
+
+def test_user_profiles_break_equal_timestamps_by_row_order():
+    train = pd.DataFrame(
+        {"user_idx": [0, 0, 0, 0], "item_idx": [3, 1, 2, 0], "timestamp": [5.0, 7.0, 7.0, 7.0]}
+    )
+    titles = ["a", "b", "c", "d"]
+    assert user_profiles(train, titles, num_users=1, max_items=2) == ["c; a"]
