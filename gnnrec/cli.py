@@ -35,13 +35,12 @@ def main(cfg: DictConfig) -> float | None:
     one message and exits with status 1, without a traceback (``HYDRA_FULL_ERROR=1``
     shows it); in a multirun it is raised, so the sweeper records the failed job.
     """
-    from gnnrec.data.schema import DataError
     from gnnrec.report import metrics_table
     from gnnrec.run import monitor_key, run
 
     try:
         metrics = run(cfg)
-    except (GnnrecError, DataError) as err:
+    except GnnrecError as err:  # DataError and ConfigError
         if _multirun() or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"gnnrec-train: error: {err}", file=sys.stderr)

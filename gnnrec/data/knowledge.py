@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from torch_geometric.data import HeteroData
+
+if TYPE_CHECKING:
+    from torch_geometric.data import HeteroData
 
 from gnnrec.data.schema import DataError
 

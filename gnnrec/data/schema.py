@@ -45,6 +45,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gnnrec.errors import GnnrecError
+
 __all__ = [
     "DataError",
     "RawTables",
@@ -65,7 +67,7 @@ LINK_COLUMNS = ("item", "domain", "entity")
 SPLIT_VALUES = ("train", "val", "test")
 
 
-class DataError(ValueError):
+class DataError(GnnrecError, ValueError):
     """Bad input data. The message names the file, column or value at fault."""
 
 
