@@ -188,7 +188,8 @@ class RGCN(Recommender):
         self.output_operator = RelationalOperator(rel, num_out)
         self.register_buffer("pair_key", _pair_keys(rel, num_users, num_items), persistent=False)
         pair_edges = self.pair_key >= 0
-        _, pair_id = torch.unique(self.pair_key[pair_edges], return_inverse=True)
+        pairs, pair_id = torch.unique(self.pair_key[pair_edges], return_inverse=True)
+        self.register_buffer("pairs", pairs, persistent=False)  # sorted distinct pair keys
         self.register_buffer("pair_edges", torch.nonzero(pair_edges).squeeze(1), persistent=False)
         self.register_buffer("pair_id", pair_id, persistent=False)
 
@@ -258,14 +259,15 @@ class RGCN(Recommender):
         drop_pairs = self.mask_supervision and users is not None and pos is not None
         if not self.training or not (drop_pairs or self.edge_dropout):
             return None
-        keep = torch.ones_like(self.pair_key, dtype=torch.bool)
-        if drop_pairs:
-            keys = users.to(self.pair_key.device) * self.num_items + pos.to(self.pair_key.device)
-            keep &= ~torch.isin(self.pair_key, keys)
+        pair_keep = torch.ones_like(self.pairs, dtype=torch.bool)
+        if drop_pairs and self.pairs.numel():
+            keys = users.to(self.pairs.device) * self.num_items + pos.to(self.pairs.device)
+            slot = torch.searchsorted(self.pairs, keys).clamp(max=self.pairs.numel() - 1)
+            pair_keep[slot[self.pairs[slot] == keys]] = False
         if self.edge_dropout:
-            pair_keep = torch.rand(int(self.pair_id.max()) + 1 if self.pair_id.numel() else 0)
-            pair_keep = pair_keep.to(keep.device) >= self.edge_dropout
-            keep[self.pair_edges] &= pair_keep[self.pair_id]
+            pair_keep &= torch.rand(self.pairs.numel()).to(pair_keep.device) >= self.edge_dropout
+        keep = torch.ones_like(self.pair_key, dtype=torch.bool)
+        keep[self.pair_edges] = pair_keep[self.pair_id]
         return keep
 
     def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:

@@ -299,6 +299,8 @@ def test_edge_mask_removes_both_directions_of_the_pairs_only(graph, kg):
     removed = {(int(s), int(d)) for s, d in zip(src[~keep], dst[~keep], strict=True)}
     u, i = NUM_USERS + 1, NUM_USERS + 4
     assert removed == {(0, u), (u, 0), (2, i), (i, 2)}
+    # a pair without a training edge (user 1 never saw item 0; user 3, item 5) removes nothing
+    assert model.edge_mask(torch.tensor([1, 3]), torch.tensor([0, 5])).all()
     assert model.eval().edge_mask(torch.tensor([0]), torch.tensor([1])) is None
     assert make(graph, mask_supervision=False).train().edge_mask(users=None) is None
 
