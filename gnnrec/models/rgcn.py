@@ -6,7 +6,7 @@ ESWC 2018. https://arxiv.org/abs/1703.06103
 
 from __future__ import annotations
 
-import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ from torch_geometric.nn import RGCNConv
 
 from gnnrec.data.knowledge import KnowledgeGraph, RelationalGraph, relational_graph
 from gnnrec.models.base import Recommender, StepOutputs
-from gnnrec.nn import SparseMatmul
+from gnnrec.nn.relational import RelationalOperator, relational_conv
 
 __all__ = ["RGCN"]
 
@@ -56,6 +56,24 @@ class RGCN(Recommender):
     :math:`\Theta_{\mathrm{root}}` of their text features, plus their domain's and KG
     neighbours' messages.
 
+    **Training as link prediction** (Schlichtkrull et al., Section 4 and the
+    link-prediction experiments of Section 5): a training step's encoder propagates on
+    the training graph *without* the step's supervision pairs, so a user cannot score a
+    positive by the message it just received from it (without this, BPR is solved by
+    the edge itself: near-zero train loss, near-chance ranking of held-out items). With
+    ``mask_supervision`` every batch pair ``(u, i)`` loses its ``interacts_<d>`` and
+    ``rev_interacts_<d>`` edges; ``edge_dropout`` drops every other user-item pair (both
+    directions) with that probability, and ``self_loop_dropout`` drops the
+    :math:`\Theta_{\mathrm{root}}` term of that fraction of nodes (the paper's edge
+    dropout: 0.2 for self-loops, 0.4 for other edges, on FB15k and WN18; 0.4 here drops
+    only user-item pairs, domain and KG edges are kept). The means
+    :math:`1/|\mathcal{N}_r(i)|` follow the reduced graph: the operator keeps its CSR
+    structure and recomputes its values from the kept edges
+    (:meth:`~gnnrec.nn.relational.RelationalOperator.masked_values`), a few
+    :math:`O(|E|)` vector operations per step. Evaluation (eval mode, ``forward()``)
+    propagates on every training edge. ``weight_decay`` puts the R-GCN layers (and the
+    DistMult relation) in their own optimiser group, the paper's L2 on the weights.
+
     Parameters live in PyG :class:`~torch_geometric.nn.conv.RGCNConv` layers (their
     ``weight``, ``comp``, ``root`` and ``bias``), but messages are aggregated by a
     precomputed sparse operator that equals ``RGCNConv.forward`` (tested to 1e-6).
@@ -93,9 +111,17 @@ class RGCN(Recommender):
         decoder: ``"dot"`` or ``"distmult"``.
         dropout: Dropout on the input of every layer.
         init_std: Standard deviation of the embeddings' normal initialisation.
+        mask_supervision: Training steps propagate without their supervision edges.
+        edge_dropout: Probability that a training step drops a (non-supervision)
+            user-item pair from message passing.
+        self_loop_dropout: Probability that a training step drops a node's
+            self-connection term.
+        weight_decay: Weight decay of the R-GCN layers' parameter group (``None``: the
+            optimiser's).
 
     Shapes:
         forward: ``() -> ([num_users, embedding_dim], [num_items, embedding_dim])``
+        encode: ``([B], [B]) -> StepOutputs`` of the same shapes
     """
 
     def __init__(
@@ -115,6 +141,10 @@ class RGCN(Recommender):
         decoder: str = "dot",
         dropout: float = 0.0,
         init_std: float = 0.1,
+        mask_supervision: bool = True,
+        edge_dropout: float = 0.0,
+        self_loop_dropout: float = 0.0,
+        weight_decay: float | None = None,
     ) -> None:
         super().__init__()
         if (graph["user"].num_nodes, graph["item"].num_nodes) != (num_users, num_items):
@@ -130,6 +160,11 @@ class RGCN(Recommender):
             raise ValueError(f"num_blocks={num_blocks} must divide embedding_dim={embedding_dim}")
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+        for key, rate in (("edge_dropout", edge_dropout), ("self_loop_dropout", self_loop_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{key} must be in [0, 1), got {rate}")
+        if weight_decay is not None and weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0 or null, got {weight_decay}")
         if item_text_emb is not None and item_text_emb.size(0) != num_items:
             raise ValueError(
                 f"item_text_emb must have num_items = {num_items} rows, got "
@@ -140,6 +175,8 @@ class RGCN(Recommender):
         self.num_bases, self.num_blocks = num_bases, num_blocks
         self.use_kg, self.residual, self.decoder = use_kg, residual, decoder
         self.dropout, self.init_std = dropout, init_std
+        self.mask_supervision, self.edge_dropout = mask_supervision, edge_dropout
+        self.self_loop_dropout, self.weight_decay = self_loop_dropout, weight_decay
 
         rel = relational_graph(graph, knowledge_graph if use_kg else None)
         self.num_nodes, self.relation_names = rel.num_nodes, rel.relation_names
@@ -147,8 +184,14 @@ class RGCN(Recommender):
         self.register_buffer("edge_index", rel.edge_index, persistent=False)
         self.register_buffer("edge_type", rel.edge_type, persistent=False)
         num_out = num_users + num_items  # users then items come first in the node order
-        self.hidden_operator = _RelationalOperator(rel, rel.num_nodes)
-        self.output_operator = _RelationalOperator(rel, num_out)
+        self.hidden_operator = RelationalOperator(rel, rel.num_nodes)
+        self.output_operator = RelationalOperator(rel, num_out)
+        self.register_buffer("pair_key", _pair_keys(rel, num_users, num_items), persistent=False)
+        pair_edges = self.pair_key >= 0
+        pairs, pair_id = torch.unique(self.pair_key[pair_edges], return_inverse=True)
+        self.register_buffer("pairs", pairs, persistent=False)  # sorted distinct pair keys
+        self.register_buffer("pair_edges", torch.nonzero(pair_edges).squeeze(1), persistent=False)
+        self.register_buffer("pair_id", pair_id, persistent=False)
 
         self.user_embedding = nn.Embedding(num_users, embedding_dim)
         if item_text_emb is None:
@@ -204,8 +247,42 @@ class RGCN(Recommender):
         """User and item representations; DistMult's relation is folded into the users."""
         return self.encode().final
 
+    def edge_mask(self, users: Tensor | None = None, pos: Tensor | None = None) -> Tensor | None:
+        """``bool[E]`` edges of the relational graph a training step propagates on.
+
+        In training mode, the pairs ``(users[b], pos[b])`` lose both their
+        ``interacts_<d>`` and ``rev_interacts_<d>`` edges (with ``mask_supervision``),
+        and every other user-item pair loses both with probability ``edge_dropout``
+        (drawn from torch's global generator). ``None``: every edge (eval mode, or
+        nothing to remove).
+        """
+        drop_pairs = self.mask_supervision and users is not None and pos is not None
+        if not self.training or not (drop_pairs or self.edge_dropout):
+            return None
+        pair_keep = torch.ones_like(self.pairs, dtype=torch.bool)
+        if drop_pairs and self.pairs.numel():
+            keys = users.to(self.pairs.device) * self.num_items + pos.to(self.pairs.device)
+            slot = torch.searchsorted(self.pairs, keys).clamp(max=self.pairs.numel() - 1)
+            pair_keep[slot[self.pairs[slot] == keys]] = False
+        if self.edge_dropout:
+            pair_keep &= torch.rand(self.pairs.numel()).to(pair_keep.device) >= self.edge_dropout
+        keep = torch.ones_like(self.pair_key, dtype=torch.bool)
+        keep[self.pair_edges] = pair_keep[self.pair_id]
+        return keep
+
     def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:
-        """``forward()`` and ``ego_embeddings()``, projecting the item text once."""
+        """Representations on the step's graph and the layer-0 features, in one pass.
+
+        In eval mode, or without supervision pairs and edge dropout, this is the full
+        training graph (``forward``); in training mode the graph of :meth:`edge_mask`.
+        """
+        keep = self.edge_mask(users, pos)
+        values = {}
+        if keep is not None:
+            values = {
+                "hidden": self.hidden_operator.masked_values(keep),
+                "output": self.output_operator.masked_values(keep),
+            }
         item0 = self.item_features()
         x0 = torch.cat([self.user_embedding.weight, item0, self.node_embedding.weight])
         with torch.autocast(x0.device.type, enabled=False):
@@ -213,18 +290,38 @@ class RGCN(Recommender):
             for layer, conv in enumerate(self.convs):
                 h = F.dropout(h, self.dropout, self.training)
                 last = layer == self.num_layers - 1
-                h = _relational_conv(
-                    conv, h, self.output_operator if last else self.hidden_operator
-                )
+                which = "output" if last else "hidden"
+                op = self.output_operator if last else self.hidden_operator
+                root_mask = None
+                if self.training and self.self_loop_dropout:
+                    root_mask = torch.rand(op.num_targets, 1, device=h.device)
+                    root_mask = (root_mask >= self.self_loop_dropout).to(h.dtype)
+                h = relational_conv(conv, h, op, values.get(which), root_mask)
                 if not last:
                     h = F.relu(h)
         num_out = self.num_users + self.num_items
         if self.residual and self.num_layers:
             h = h + x0[:num_out]
-        users, items = h[:num_out].split([self.num_users, self.num_items])
+        users_h, items_h = h[:num_out].split([self.num_users, self.num_items])
         if self.relation is not None:
-            users = users * self.relation
-        return StepOutputs((users, items), (self.user_embedding.weight, item0))
+            users_h = users_h * self.relation
+        return StepOutputs((users_h, items_h), (self.user_embedding.weight, item0))
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The R-GCN layers (and DistMult's relation) with ``weight_decay`` when set.
+
+        The embeddings and the text projection take the optimiser's weight decay (the
+        loss's L2 term regularises their batch rows).
+        """
+        if self.weight_decay is None:
+            return super().parameter_groups()
+        decayed = [p for p in self.convs.parameters() if p.requires_grad]
+        if self.relation is not None:
+            decayed.append(self.relation)
+        ids = {id(p) for p in decayed}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": decayed, "weight_decay": self.weight_decay}] if decayed else []
+        return groups + ([{"params": rest}] if rest else [])
 
     def __repr__(self) -> str:
         if self.num_bases is not None:
@@ -241,111 +338,17 @@ class RGCN(Recommender):
         )
 
 
-def _relational_conv(conv: RGCNConv, x: Tensor, op: _RelationalOperator) -> Tensor:
-    """``conv(x, edge_index, edge_type)[:op.num_targets]`` through the sparse operator."""
-    weight = conv.weight
-    if conv.num_bases is not None:
-        weight = (conv.comp @ weight.view(conv.num_bases, -1)).view(
-            conv.num_relations, conv.in_channels_l, conv.out_channels
-        )
-    parts = []
-    for r, h in enumerate(op.gather(x).split(op.sizes)):
-        if not h.numel():
-            continue
-        if conv.num_blocks is not None:
-            h = h.view(h.size(0), conv.num_blocks, -1)
-            h = torch.einsum("abc,bcd->abd", h, weight[r]).reshape(h.size(0), -1)
-        else:
-            h = h @ weight[r]
-        parts.append(h)
-    out = op.scatter(torch.cat(parts)) if parts else x.new_zeros(op.num_targets, conv.out_channels)
-    if conv.root is not None:
-        out = out + x[: op.num_targets] @ conv.root
-    if conv.bias is not None:
-        out = out + conv.bias
-    return out
+def _pair_keys(rel: RelationalGraph, num_users: int, num_items: int) -> Tensor:
+    """``int64[E]`` ``user * num_items + item`` of every user-item edge (either way), else -1.
 
-
-class _RelationalOperator(nn.Module):
-    r"""Per-relation mean aggregation into the nodes ``0 .. num_targets - 1``, factored.
-
-    :math:`\sum_r \mathbf{M}_r \mathbf{X} \Theta_r` (``M_r`` the row-normalised
-    adjacency of relation ``r``) is computed as ``scatter(cat_r(gather(X)_r @ Theta_r))``
-    with two sparse matrices: per relation, ``gather`` yields either the neighbour
-    means of its targets (``scatter`` then places them) or its distinct source rows
-    (``scatter`` then averages them into the targets), whichever has fewer rows, so
-    :math:`\Theta_r` is applied to :math:`\min(|S_r|, |T_r|)` rows; ``has_item`` with
-    three domains, for instance, transforms three rows. ``sizes[r]`` rows belong to
-    relation ``r``. Each product's gradient is the product with the stored transpose,
-    and the CSR parts are buffers, so they follow the module's device.
+    Users are nodes ``0 .. num_users - 1`` and items the next ``num_items`` nodes.
     """
-
-    def __init__(self, graph: RelationalGraph, num_targets: int) -> None:
-        super().__init__()
-        self.num_nodes, self.num_targets = graph.num_nodes, num_targets
-        src, dst = graph.edge_index
-        keep = dst < num_targets
-        src, dst, rel = src[keep], dst[keep], graph.edge_type[keep]
-        _, inverse = torch.unique(rel * num_targets + dst, return_inverse=True)
-        weight = 1.0 / torch.bincount(inverse).float()[inverse]
-        gather, scatter, self.sizes = [], [], []
-        for r in range(graph.num_relations):
-            e = rel == r
-            s, t, w = src[e], dst[e], weight[e]
-            sources, s_row = torch.unique(s, return_inverse=True)
-            targets, t_row = torch.unique(t, return_inverse=True)
-            first = sum(self.sizes)
-            if len(targets) <= len(sources):  # neighbour means of the targets
-                n = len(targets)
-                gather.append((first + t_row, s, w))
-                scatter.append((targets, first + torch.arange(n), torch.ones(n)))
-            else:  # the distinct sources, averaged into the targets afterwards
-                n = len(sources)
-                gather.append((first + torch.arange(n), sources, torch.ones(n)))
-                scatter.append((t, first + s_row, w))
-            self.sizes.append(n)
-        self.num_rows = sum(self.sizes)
-        for name, parts, shape in (
-            ("gather", gather, (self.num_rows, self.num_nodes)),
-            ("scatter", scatter, (num_targets, self.num_rows)),
-        ):
-            row, col, value = (torch.cat(p) for p in zip(*parts, strict=True))
-            self._register_csr(name, row, col, value, shape)
-            self._register_csr(f"{name}_t", col, row, value, shape[::-1])
-
-    def _register_csr(
-        self, name: str, row: Tensor, col: Tensor, value: Tensor, shape: tuple[int, int]
-    ) -> None:
-        """Store the CSR parts of the ``shape`` matrix with these entries (duplicates summed)."""
-        key, inverse = torch.unique(row * shape[1] + col, return_inverse=True)
-        summed = torch.zeros(key.numel()).index_add_(0, inverse, value)
-        crow = torch.zeros(shape[0] + 1, dtype=torch.long)
-        crow[1:] = torch.cumsum(torch.bincount(key // shape[1], minlength=shape[0]), 0)
-        self.register_buffer(f"{name}_crow", crow, persistent=False)
-        self.register_buffer(f"{name}_col", key % shape[1], persistent=False)
-        self.register_buffer(f"{name}_value", summed, persistent=False)
-
-    def _matrix(self, name: str, shape: tuple[int, int]) -> Tensor:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(
-                getattr(self, f"{name}_crow"),
-                getattr(self, f"{name}_col"),
-                getattr(self, f"{name}_value"),
-                size=shape,
-                check_invariants=False,
-            )
-
-    def _product(self, name: str, rows: int, cols: int, x: Tensor) -> Tensor:
-        matrix, matrix_t = self._matrix(name, (rows, cols)), self._matrix(f"{name}_t", (cols, rows))
-        if matrix.dtype != x.dtype:
-            matrix, matrix_t = matrix.to(x.dtype), matrix_t.to(x.dtype)
-        return SparseMatmul.apply(matrix, matrix_t, x)
-
-    def gather(self, x: Tensor) -> Tensor:
-        """``[num_rows, d]`` per-relation rows from node features ``[num_nodes, d]``."""
-        return self._product("gather", self.num_rows, self.num_nodes, x)
-
-    def scatter(self, h: Tensor) -> Tensor:
-        """``[num_targets, d]`` sums of the transformed rows ``[num_rows, d]``."""
-        return self._product("scatter", self.num_targets, self.num_rows, h)
+    src, dst = rel.edge_index
+    src_item = (src >= num_users) & (src < num_users + num_items)
+    dst_item = (dst >= num_users) & (dst < num_users + num_items)
+    forward = (src < num_users) & dst_item
+    backward = src_item & (dst < num_users)
+    key = torch.full_like(src, -1)
+    key[forward] = src[forward] * num_items + dst[forward] - num_users
+    key[backward] = dst[backward] * num_items + src[backward] - num_users
+    return key

@@ -6,7 +6,7 @@ import torch
 from gnnrec.data import knowledge_graph
 from gnnrec.data.graph import build_graph, interaction_edges
 from gnnrec.models import RGCN, BPRLoss
-from gnnrec.models.rgcn import _relational_conv
+from gnnrec.nn.relational import relational_conv as _relational_conv
 from gnnrec.train.sampler import NegativeSampler
 
 NUM_USERS, NUM_ITEMS = 4, 6
@@ -66,7 +66,7 @@ def test_shapes_and_repr(graph, kg, text):
 def test_bpr_loss_projects_the_text_once_and_matches_separate_passes(graph, kg, text):
     from gnnrec.models import BPRLoss
 
-    model = make(graph, kg, text, dropout=0.0)
+    model = make(graph, kg, text, dropout=0.0, mask_supervision=False)
     passes = []
     model.item_projection.register_forward_hook(lambda *_: passes.append(1))
     batch = (torch.tensor([0, 2]), torch.tensor([1, 3]), torch.tensor([5, 4]))
@@ -266,3 +266,110 @@ def test_training_beats_random_ranking(one_thread):
         candidates[i] = False
         auc.append((scores[u, i] > scores[u, candidates]).float().mean().item())
     assert np.mean(auc) > 0.8  # random ranking: 0.5
+
+
+def test_supervision_edges_are_out_of_the_step_propagation(graph):
+    """User 0 is supervised on item 1: its step representation must not see item 1."""
+    model = make(graph)
+    users, pos = torch.tensor([0]), torch.tensor([1])
+
+    def user0_step_and_full():
+        model.train()
+        step = model.encode(users, pos).final[0][0].detach().clone()
+        model.eval()
+        return step, model()[0][0].detach().clone()
+
+    step, full = user0_step_and_full()
+    with torch.no_grad():
+        model.item_embedding.weight[1] += 1.0
+    step_after, full_after = user0_step_and_full()
+    torch.testing.assert_close(step_after, step)
+    assert not torch.allclose(full_after, full)  # through the full graph it does
+    # item 1 keeps its other user (3), so it still receives messages; item 0 stays
+    with torch.no_grad():
+        model.item_embedding.weight[0] += 1.0
+    step_item0, _ = user0_step_and_full()
+    assert not torch.allclose(step_item0, step_after)
+
+
+def test_edge_mask_removes_both_directions_of_the_pairs_only(graph, kg):
+    model = make(graph, kg).train()
+    keep = model.edge_mask(torch.tensor([0, 2]), torch.tensor([1, 4]))
+    src, dst = model.edge_index
+    removed = {(int(s), int(d)) for s, d in zip(src[~keep], dst[~keep], strict=True)}
+    u, i = NUM_USERS + 1, NUM_USERS + 4
+    assert removed == {(0, u), (u, 0), (2, i), (i, 2)}
+    # a pair without a training edge (user 1 never saw item 0; user 3, item 5) removes nothing
+    assert model.edge_mask(torch.tensor([1, 3]), torch.tensor([0, 5])).all()
+    assert model.eval().edge_mask(torch.tensor([0]), torch.tensor([1])) is None
+    assert make(graph, mask_supervision=False).train().edge_mask(users=None) is None
+
+
+@pytest.mark.parametrize("weights", [{"num_bases": 3}, {"num_bases": None, "num_blocks": 4}])
+def test_masked_operator_equals_the_operator_of_the_reduced_graph(graph, kg, weights):
+    from dataclasses import replace
+
+    from gnnrec.data.knowledge import relational_graph
+    from gnnrec.nn.relational import RelationalOperator
+
+    model = make(graph, kg, **weights)
+    conv = model.convs[0]
+    x = torch.randn(model.num_nodes, 8)
+    gen = torch.Generator().manual_seed(3)
+    keep = torch.rand(model.edge_type.numel(), generator=gen) > 0.4
+    assert 0 < int(keep.sum()) < keep.numel()
+    rel = relational_graph(graph, kg)
+    reduced = replace(rel, edge_index=rel.edge_index[:, keep], edge_type=rel.edge_type[keep])
+    reference = conv(x, reduced.edge_index, reduced.edge_type)
+    for op, rows in ((model.hidden_operator, model.num_nodes), (model.output_operator, 10)):
+        masked = _relational_conv(conv, x, op, op.masked_values(keep))
+        torch.testing.assert_close(masked, reference[:rows])
+        rebuilt = RelationalOperator(reduced, op.num_targets)
+        torch.testing.assert_close(masked, _relational_conv(conv, x, rebuilt))
+    # all kept: the stored values
+    every = model.hidden_operator.masked_values(torch.ones_like(keep))
+    torch.testing.assert_close(every["gather"], model.hidden_operator.gather_value)
+    torch.testing.assert_close(every["scatter_t"], model.hidden_operator.scatter_t_value)
+
+
+def test_eval_forward_uses_every_training_edge(graph, kg, text):
+    model = make(graph, kg, text, edge_dropout=0.5, self_loop_dropout=0.3, dropout=0.2)
+    model.eval()
+    users, items = model()
+    step = model.encode(torch.tensor([0, 2]), torch.tensor([1, 4])).final
+    torch.testing.assert_close(step[0], users)
+    torch.testing.assert_close(step[1], items)
+    plain = make(graph, kg, text).eval()
+    torch.testing.assert_close(plain()[0], users)  # the training options change no weights
+
+
+def test_edge_dropout_is_seeded_and_drops_pairs(graph, kg):
+    model = make(graph, kg, edge_dropout=0.5, mask_supervision=False).train()
+    masks = []
+    for seed in (7, 7, 8):
+        torch.manual_seed(seed)
+        masks.append(model.edge_mask())
+    assert torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
+    keep = masks[0]
+    assert keep[model.pair_key < 0].all()  # domain and KG edges are never dropped
+    for key in model.pair_key[~keep].unique():
+        assert not keep[model.pair_key == key].any()  # both directions together
+    torch.manual_seed(7)
+    a = model.encode().final[0]
+    torch.manual_seed(7)
+    torch.testing.assert_close(model.encode().final[0], a)
+
+
+def test_weight_decay_goes_to_the_rgcn_layers(graph, text):
+    model = make(graph, text=text, weight_decay=0.01, decoder="distmult")
+    decayed, rest = model.parameter_groups()
+    assert decayed["weight_decay"] == 0.01 and "weight_decay" not in rest
+    conv_ids = {id(p) for p in model.convs.parameters()} | {id(model.relation)}
+    assert {id(p) for p in decayed["params"]} == conv_ids
+    all_ids = [id(p) for g in (decayed, rest) for p in g["params"]]
+    assert sorted(all_ids) == sorted(id(p) for p in model.parameters())
+    assert len(make(graph).parameter_groups()) == 1
+    with pytest.raises(ValueError, match="edge_dropout must be in"):
+        make(graph, edge_dropout=1.0)
+    with pytest.raises(ValueError, match="weight_decay must be >= 0"):
+        make(graph, weight_decay=-1.0)
