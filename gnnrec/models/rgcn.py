@@ -56,8 +56,8 @@ class RGCN(Recommender):
     :math:`\Theta_{\mathrm{root}}` of their text features, plus their domain's and KG
     neighbours' messages.
 
-    **Training as link prediction** (Schlichtkrull et al., Section 4 and the
-    link-prediction experiments of Section 5): a training step's encoder propagates on
+    **Training as link prediction** (Schlichtkrull et al., the link-prediction model and
+    its experimental setup): a training step's encoder propagates on
     the training graph *without* the step's supervision pairs, so a user cannot score a
     positive by the message it just received from it (without this, BPR is solved by
     the edge itself: near-zero train loss, near-chance ranking of held-out items). With
