@@ -19,8 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
+
+from gnnrec.track.trackers import resolve_value
 
 __all__ = [
     "IGNORED_KEYS",
@@ -87,21 +88,11 @@ def resolved_config(path: Path, ignore: Iterable[str] = IGNORED_KEYS) -> dict[st
             if _location_or_seed(value):
                 continue
             if "${" in str(value):
-                value = _resolve(cfg, name, value)
+                value = resolve_value(cfg, name, value)
             out[name] = value
 
     walk(raw, "")
     return out
-
-
-def _resolve(cfg: DictConfig, key: str, raw: Any) -> Any:
-    try:
-        value = OmegaConf.select(cfg, key, throw_on_missing=False)
-        if isinstance(value, DictConfig | ListConfig):
-            return OmegaConf.to_container(value, resolve=True)
-        return value
-    except OmegaConfBaseException:
-        return raw
 
 
 def config_choices(run_dir: Path, overrides: Sequence[str]) -> dict[str, str]:

@@ -53,7 +53,7 @@ def flatten_config(config: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
         for key, value in node.items():
             name = f"{prefix}{key}"
             if is_omega and "${" in str(value):
-                value = _resolve(config, name, value)
+                value = resolve_value(config, name, value)
             if isinstance(value, Mapping) and value:
                 walk(value, f"{name}.")
             else:
@@ -63,7 +63,8 @@ def flatten_config(config: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
     return out
 
 
-def _resolve(config: DictConfig, key: str, raw: Any) -> Any:
+def resolve_value(config: DictConfig, key: str, raw: Any) -> Any:
+    """The resolved value of ``key``, or ``raw`` where this process cannot resolve it."""
     try:
         value = OmegaConf.select(config, key, throw_on_missing=False)
     except OmegaConfBaseException:  # an interpolation this process cannot resolve

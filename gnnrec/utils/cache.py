@@ -148,16 +148,7 @@ def cached_file(
     Returns:
         The value, ``path`` and whether this call built it.
     """
-    path = Path(path)
-    value, seen = _try_load(path, load)
-    if value is not None:
-        return Cached(value, path, False)
-    with file_lock(_lock_path(path, lock), timeout):
-        value = _load_if_changed(path, load, seen)
-        if value is not None:  # another process built it while this one waited
-            return Cached(value, path, False)
-        value = write_file_atomically(path, build)
-    return Cached(value, path, True)
+    return _cached(Path(path), load, lock, timeout, lambda p: write_file_atomically(p, build))
 
 
 def cached_dir(
@@ -181,14 +172,8 @@ def cached_dir(
     Returns:
         The value, ``path`` and whether this call built it.
     """
-    path = Path(path)
-    value, seen = _try_load(path, load)
-    if value is not None:
-        return Cached(value, path, False)
-    with file_lock(_lock_path(path, lock), timeout):
-        value = _load_if_changed(path, load, seen)
-        if value is not None:  # another process built it while this one waited
-            return Cached(value, path, False)
+
+    def store(path: Path) -> T:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
@@ -206,4 +191,24 @@ def cached_dir(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return Cached(value, path, True)
+        return value
+
+    return _cached(Path(path), load, lock, timeout, store)
+
+
+def _cached(
+    path: Path,
+    load: Callable[[Path], T | None],
+    lock: str | Path | None,
+    timeout: float,
+    store: Callable[[Path], T],
+) -> Cached[T]:
+    """Load ``path``, else, under the lock and unless another process built it, ``store`` it."""
+    value, seen = _try_load(path, load)
+    if value is not None:
+        return Cached(value, path, False)
+    with file_lock(_lock_path(path, lock), timeout):
+        value = _load_if_changed(path, load, seen)
+        if value is not None:  # another process built it while this one waited
+            return Cached(value, path, False)
+        return Cached(store(path), path, True)
