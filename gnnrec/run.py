@@ -324,14 +324,13 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         Flat metrics ``"<split>/<group>/<metric>@<k>"`` plus ``best_epoch`` and timings.
     """
     t_start = time.perf_counter()
-    check_config(cfg)
     out = Path(output_dir if output_dir is not None else cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     set_deterministic(cfg.deterministic)
 
     trainer = _instantiate(cfg.trainer)
-    setup = prepare(cfg, trainer.device)
+    setup = prepare(cfg, trainer.device)  # checks the config before loading anything
+    out.mkdir(parents=True, exist_ok=True)
     data, model, protocol, tasks = setup.data, setup.model, setup.protocol, setup.tasks
     trainer.monitor = setup.monitor
 
