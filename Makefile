@@ -31,6 +31,8 @@ bench: install  ## timing benchmarks, as ratios against references run alongside
 	$(BIN)/python -m benchmarks.bench_lightgcn
 	$(BIN)/python -m benchmarks.bench_eval
 	$(BIN)/python -m benchmarks.bench_encode
+	$(BIN)/python -m benchmarks.bench_rgcn
+	$(BIN)/python -m benchmarks.bench_startup
 
 lint: install
 	$(BIN)/ruff check gnnrec tests benchmarks experiments notebooks

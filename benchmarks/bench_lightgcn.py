@@ -17,9 +17,10 @@ import torch
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
 from benchmarks.common import gowalla_split, interleaved_medians
-from gnnrec.data.graph import build_graph, normalized_adjacency
+from gnnrec.data.graph import build_graph
 from gnnrec.models import BPRLoss, LightGCN
-from gnnrec.train import BPRSampler
+from gnnrec.nn import normalized_adjacency
+from gnnrec.train import NegativeSampler
 
 
 def main() -> None:
@@ -37,7 +38,7 @@ def main() -> None:
     n_users, n_items = data.num_users, data.num_items
     users = torch.tensor(split.train["user_idx"].to_numpy())
     items = torch.tensor(split.train["item_idx"].to_numpy())
-    sampler = BPRSampler(users, items, torch.tensor(data.item_domain), seed=0)
+    sampler = NegativeSampler(users, items, torch.tensor(data.item_domain), seed=0)
     batches = sampler.epoch(2048)
 
     ours = LightGCN(n_users, n_items, adj, embedding_dim=64, num_layers=3)
@@ -58,6 +59,7 @@ def main() -> None:
 
     def pyg_step() -> None:
         u, p, n = next(batches)
+        n = n.squeeze(1)  # one negative per pair ([B, 1] from the sampler)
         emb = pyg.get_embedding(edge_index)
         src, pos, neg = emb[u], emb[p + n_users], emb[n + n_users]
         pos_rank, neg_rank = (src * pos).sum(-1), (src * neg).sum(-1)

@@ -43,7 +43,7 @@ class EMCDR(Recommender):
     factors.
 
     **One trainer loop instead of stages.** gnnrec's trainer minimises one objective, so
-    the stages become independent terms of it: :meth:`pair_scores` scores a BPR triple
+    the stages become independent terms of it: :meth:`score` scores a BPR pair
     with the source MF when its positive is a source item and with the target MF when
     it is a target item (negatives come from the positive's domain), and
     :meth:`auxiliary_loss` is ``mapping_weight`` times the mapping loss above on
