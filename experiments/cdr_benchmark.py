@@ -14,11 +14,22 @@ table's baseline (``gnnrec-report``).
 from __future__ import annotations
 
 import argparse
+import csv
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from gnnrec.keys import ALL, COLD, COLD_ITEM, HEADLINE_METRICS, WARM, ZERO_SHOT, metric_key
+from gnnrec.keys import (
+    ALL,
+    COLD,
+    COLD_ITEM,
+    COLD_ITEM_ONLY,
+    HEADLINE_METRICS,
+    WARM,
+    ZERO_SHOT,
+    metric_key,
+)
 from gnnrec.report import load_runs, report
 from gnnrec.utils.io import atomic_write
 
@@ -33,11 +44,12 @@ class Table:
     metrics: tuple[str, ...]
     figure: str
     text: str
+    moved: str = ""
 
 
 GROUP_METRICS = tuple(
     metric_key("test", group, metric, k)
-    for group in (WARM, COLD, COLD_ITEM)
+    for group in (WARM, COLD, COLD_ITEM, COLD_ITEM_ONLY)
     for metric, k in HEADLINE_METRICS
 )
 
@@ -90,16 +102,99 @@ per-user paired t-test and Wilcoxon signed-rank test against each table's baseli
 paired on raw ids within the same split (same `split_fingerprint`; the seed draws the cold
 users), each user's differences averaged over the seeds, Holm-adjusted over the rows of the table (`gnnrec-report`, docs/report.md).
 
-Source table: the text-feature benchmark in [experiments/README.md](../README.md) (section
-"Text features, cross-domain baselines, cold items and zero-shot domains"); this page
-regenerates it from those runs' folders. The runs predate per-user metrics, so they were
-re-evaluated from their checkpoints first (`gnnrec-evaluate <runs root> --skip-done`), which
-checks every recomputed test metric against the run's `metrics.json` (tolerance 1e-6): all 65
-runs reproduced. The `command` column is each group's overrides as recorded by Hydra.
+Runs: every group below, seeds 0-2 unless the command says otherwise, at the budgets of the
+v0.1 page (same epochs, validation interval, patience and hyperparameters; changes listed
+under "What moved"), on the protocol of docs/protocol.md: the whole target catalogue is ranked,
+ties cost their expectation over a random order, cold items are reported among all items
+(`cold_item`) and among the cold items only (`cold_item_only`), and `model=random` with and
+without `model.cold_first=true` gives the floors. Each section ends with the v0.1 figures
+([cdr_amazon_v0.1.csv](cdr_amazon_v0.1.csv), the page as it was before the protocol
+changes) next to today's, and says which moved and why.
 
 Hardware: the project's shared 2-core CPU machine, one thread per run, no GPU; times below
 are as measured there, with another job on the second core.
 """
+
+
+BEFORE = HERE / "reproductions" / "cdr_amazon_v0.1.csv"
+
+# Groups whose command changed since v0.1: today's command -> the v0.1 one it replaces.
+PREDECESSORS = {
+    "model=rgcn model.edge_dropout=0.4 model.self_loop_dropout=0.2 model.weight_decay=0.01 "
+    "trainer.max_epochs=20": "model=rgcn trainer.batch_size=8192 trainer.max_epochs=20",
+}
+
+
+@dataclass(frozen=True)
+class SeedMean:
+    mean: float
+    std: float
+    seeds: int
+
+    def se2(self) -> float:
+        """Squared standard error of the mean (0 for a single seed)."""
+        return self.std**2 / self.seeds if self.seeds > 1 else 0.0
+
+
+def load_before(path: Path = BEFORE) -> dict[tuple[str, str, str], SeedMean]:
+    """The v0.1 page's means: ``(experiment, command, metric) -> SeedMean``."""
+    with path.open(newline="") as f:
+        return {
+            (row["experiment"], row["command"], row["metric"]): SeedMean(
+                float(row["mean"]), float(row["std"] or 0.0), int(row["seeds"])
+            )
+            for row in csv.DictReader(f)
+        }
+
+
+def _group_command(overrides: tuple[str, ...]) -> str:
+    return " ".join(o for o in overrides if not o.startswith("experiment="))
+
+
+def moved_markdown(table: Table, runs: list, before: dict[tuple[str, str, str], SeedMean]) -> str:
+    """v0.1 figures next to today's for every group and metric both pages have.
+
+    A cell is bold when the two means differ by more than two standard errors of their
+    difference (the seeds' spread of both pages); single-seed groups are never bold.
+    """
+    metrics = [m for m in table.metrics if m.endswith("{}@{}".format(*HEADLINE_METRICS[0]))]
+    lines = [
+        "### What moved since v0.1",
+        "",
+        "| run | " + " | ".join(metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for label in dict.fromkeys(r.label for r in runs):
+        group = [r for r in runs if r.label == label]
+        command = _group_command(group[0].overrides)
+        old_command = PREDECESSORS.get(command, command)
+        cells = []
+        for metric in metrics:
+            old = before.get((table.experiment, old_command, metric))
+            values = [r.metrics[metric] for r in group if metric in r.metrics]
+            if old is None or not values:
+                cells.append("new" if values else "-")
+                continue
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            new = SeedMean(statistics.fmean(values), std, len(values))
+            diff = new.mean - old.mean
+            cell = f"{old.mean:.4f} -> {new.mean:.4f} ({diff:+.4f})"
+            se = math.sqrt(old.se2() + new.se2())
+            cells.append(f"**{cell}**" if se > 0 and abs(diff) > 2 * se else cell)
+        name = " ".join(f"`{o}`" for o in label.split())
+        if old_command != command:
+            name += f" (v0.1: `{old_command}`)"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Cells: v0.1 mean -> today's mean (difference). Bold: the difference exceeds two "
+        "standard errors of the difference over both pages' seeds. `new`: a metric or group "
+        "v0.1 did not have. v0.1 means are rounded to 4 decimals as that page showed them.",
+        "",
+    ]
+    if table.moved:
+        lines += [table.moved, ""]
+    return "\n".join(lines)
 
 
 def _command(overrides: tuple[str, ...], seeds: list[str]) -> str:
@@ -127,8 +222,14 @@ def _timing(runs: list) -> str:
     return f"{_mean(epochs):.0f} ({best:.0f}) | {per_epoch:.1f} | {total:.1f}"
 
 
-def section(table: Table, run_dirs: list[Path], figures: Path) -> str:
-    """One table's Markdown: commands and timings, mean ± std, paired tests, bar chart.
+def section(
+    table: Table,
+    run_dirs: list[Path],
+    figures: Path,
+    before: dict[tuple[str, str, str], SeedMean],
+) -> str:
+    """One table's Markdown: commands and timings, mean ± std, paired tests, bar chart,
+    and the v0.1 comparison.
 
     The paired tests cover the NDCG@20 columns (the Recall@20 ones follow the same
     users and are in the mean ± std table).
@@ -150,6 +251,7 @@ def section(table: Table, run_dirs: list[Path], figures: Path) -> str:
     fig = rep.plot_bars()
     atomic_write(figures / table.figure, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     lines += [f"![{table.title}](../figures/{table.figure})", ""]
+    lines += [moved_markdown(table, rep.runs, before)]
     return "\n".join(lines)
 
 
@@ -159,9 +261,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--page", type=Path, default=HERE / "reproductions" / "cdr_amazon.md", help="output page"
     )
+    parser.add_argument(
+        "--before", type=Path, default=BEFORE, help="v0.1 figures to compare with (CSV)"
+    )
     parser.add_argument("--figures", type=Path, default=HERE / "figures", help="figure folder")
     args = parser.parse_args(argv)
     runs = load_runs([args.root])
+    before = load_before(args.before)
     parts = [HEADER]
     for table in TABLES:
         dirs = sorted(
@@ -170,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         if not dirs:
             print(f"no runs of experiment={table.experiment} under {args.root}; skipped")
             continue
-        parts.append(section(table, dirs, args.figures))
+        parts.append(section(table, dirs, args.figures, before))
     text = "\n".join(parts)
     atomic_write(args.page, lambda tmp: tmp.write_text(text))
     print(f"wrote {args.page}")

@@ -240,8 +240,8 @@ def training_data(cfg: DictConfig, data: InteractionData, split: Split) -> Train
         domains=tuple(data.domains),
         item_domain=torch.tensor(data.item_domain, dtype=torch.long),
         target_domain=split.target_domain_idx,
-        train_users=torch.as_tensor(split.train["user_idx"].to_numpy(), dtype=torch.long),
-        train_items=torch.as_tensor(split.train["item_idx"].to_numpy(), dtype=torch.long),
+        train_users=torch.tensor(split.train["user_idx"].to_numpy(), dtype=torch.long),
+        train_items=torch.tensor(split.train["item_idx"].to_numpy(), dtype=torch.long),
         builders=builders,
     )
 

@@ -1,0 +1,90 @@
+"""The benchmark page's v0.1 comparison (experiments/cdr_benchmark.py)."""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from gnnrec.report.runs import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "cdr_benchmark", ROOT / "experiments" / "cdr_benchmark.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def _run(label, overrides, seed, **metrics):
+    return Run(Path(f"/runs/{label}/{seed}"), overrides, str(seed), metrics, label=label)
+
+
+def test_v01_figures_are_the_old_page(bench):
+    before = bench.load_before()
+    # Spot checks against the v0.1 page (commit 10fee37): Pop's warm NDCG@20 on Movies,
+    # R-GCN's old command, the ML-100K KG row and the single-seed zero-shot Pop row.
+    pop = before[("cdr_amazon_movies", "encoder=none model=pop", "test/warm/ndcg@20")]
+    assert (pop.mean, pop.std, pop.seeds) == (0.0096, 0.0004, 3)
+    old_rgcn = "model=rgcn trainer.batch_size=8192 trainer.max_epochs=20"
+    assert before[("cdr_amazon_books", old_rgcn, "test/cold/recall@20")].mean == 0.0015
+    kg = before[("rgcn_ml100k", "model.use_kg=True trainer.max_epochs=50", "test/all/ndcg@20")]
+    assert kg.mean == 0.0798
+    zs_pop = before[
+        (
+            "zeroshot_amazon_movies",
+            "model=pop encoder=none trainer.max_epochs=10",
+            "test/zero_shot/ndcg@20",
+        )
+    ]
+    assert (zs_pop.seeds, zs_pop.se2()) == (1, 0.0)
+    # every PREDECESSORS target is a v0.1 command
+    commands = {command for _, command, _ in before}
+    assert set(bench.PREDECESSORS.values()) <= commands
+
+
+def test_moved_marks_only_differences_beyond_two_standard_errors(bench):
+    table = bench.Table("exp", "t", "model=a", ("test/warm/ndcg@20", "test/cold/ndcg@20"), "f", "")
+    S = bench.SeedMean
+    before = {
+        # old 0.10 ± 0.01 (3 seeds); new 0.13, 0.14, 0.15 -> diff 0.04, se ~0.0082: bold
+        ("exp", "model=a", "test/warm/ndcg@20"): S(0.10, 0.01, 3),
+        # new mean 0.105 -> diff 0.005 < 2 se: plain
+        ("exp", "model=a", "test/cold/ndcg@20"): S(0.10, 0.01, 3),
+        ("exp", "model=old", "test/warm/ndcg@20"): S(0.20, 0.0, 1),
+    }
+    runs = [
+        _run(
+            "model=a",
+            ("experiment=exp", "model=a"),
+            s,
+            **{"test/warm/ndcg@20": w, "test/cold/ndcg@20": c},
+        )
+        for s, (w, c) in enumerate([(0.13, 0.10), (0.14, 0.105), (0.15, 0.11)])
+    ]
+    runs.append(_run("model=new", ("experiment=exp", "model=new"), 0, **{"test/warm/ndcg@20": 0.3}))
+    runs.append(_run("model=b", ("experiment=exp", "model=b"), 0, **{"test/warm/ndcg@20": 0.5}))
+    bench.PREDECESSORS["model=b"] = "model=old"
+    try:
+        text = bench.moved_markdown(table, runs, before)
+    finally:
+        del bench.PREDECESSORS["model=b"]
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| `")}
+    se = math.sqrt(0.01**2 / 3 + 0.01**2 / 3)
+    assert 0.04 > 2 * se > 0.005
+    assert rows["| `model=a`"].endswith(
+        "| **0.1000 -> 0.1400 (+0.0400)** | 0.1000 -> 0.1050 (+0.0050) |"
+    )
+    assert rows["| `model=new`"].endswith("| new | - |")
+    # a renamed group is compared with its v0.1 command; one seed each side is never bold
+    assert rows["| `model=b` (v0.1: `model=old`)"].endswith("| 0.2000 -> 0.5000 (+0.3000) | - |")
