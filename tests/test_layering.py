@@ -1,9 +1,9 @@
 """Data flows one way: no stage imports a later one (STYLE.md, convention 1).
 
 Stages in order: data -> features -> models (with the graph operators of nn) -> train
--> evaluate -> track. Utilities (``gnnrec.utils``, ``gnnrec.keys``, ``gnnrec.errors``)
-come before all of them; ``run``, ``api``, ``cli``, ``demo``, ``embed``, ``report`` and
-``config`` wire the stages and may import any. The check reads every module's imports,
+-> evaluate -> track. Utilities (``gnnrec.errors``, which imports nothing, then
+``gnnrec.utils`` and ``gnnrec.keys``) come before all of them; ``run``, ``api``, ``cli``,
+``demo``, ``embed``, ``report`` and ``config`` wire the stages and may import any. The check reads every module's imports,
 including those inside functions, with ``ast``.
 """
 
@@ -14,9 +14,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gnnrec"
 ORDER = [
+    "errors",
     "utils",
     "keys",
-    "errors",
     "data",
     "features",
     "nn",

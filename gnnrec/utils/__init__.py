@@ -1,7 +1,13 @@
 """Utilities shared by every stage."""
 
 from gnnrec.utils.cache import Cached, cached_dir, cached_file, file_lock, write_file_atomically
-from gnnrec.utils.io import atomic_write, load_checkpoint, save_checkpoint, write_json
+from gnnrec.utils.io import (
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+    state_digest,
+    write_json,
+)
 from gnnrec.utils.runtime import (
     resolve_device,
     resolve_precision,
@@ -21,6 +27,7 @@ __all__ = [
     "save_checkpoint",
     "seed_everything",
     "set_deterministic",
+    "state_digest",
     "write_file_atomically",
     "write_json",
 ]
