@@ -5,24 +5,31 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from gnnrec.errors import ConfigError
+from gnnrec.train.identity import identity_differences
 from gnnrec.train.sampler import NegativeSampler
 from gnnrec.utils.io import load_checkpoint, save_checkpoint
 from gnnrec.utils.runtime import resolve_device, resolve_precision
 
-__all__ = ["Trainer", "FitResult"]
+__all__ = ["RESUME_MISMATCH", "Trainer", "FitResult"]
 
 log = logging.getLogger(__name__)
 
 Validate = Callable[[nn.Module], dict[str, float]]
 EpochHook = Callable[[dict[str, float], list[dict[str, float]]], None]
+
+RESUME_MISMATCH = ("error", "allow")
+"""Choices of ``trainer.resume_mismatch``."""
 
 
 @dataclass
@@ -71,6 +78,10 @@ class Trainer:
         checkpoint: Save ``last.pt`` every epoch and ``best.pt`` on improvement.
         resume: A checkpoint file or a run directory (its ``checkpoints/last.pt``) to
             continue from; ``None`` starts fresh.
+        resume_mismatch: What a resume does when the checkpoint's run identity
+            (:mod:`gnnrec.train.identity`: data, split, seed, model, ...) differs from
+            this run's: ``"error"`` refuses it, naming what differs; ``"allow"``
+            continues with a warning, for intended changes.
         progress: Show progress bars.
         max_time_min: Wall-clock budget in minutes: no new epoch starts once this much
             time has passed since ``fit`` began (validation included); ``None``: no
@@ -92,6 +103,7 @@ class Trainer:
         resume: str | None = None,
         progress: bool = True,
         max_time_min: float | None = None,
+        resume_mismatch: str = "error",
     ) -> None:
         if max_time_min is not None and max_time_min <= 0:
             raise ValueError(f"trainer.max_time_min must be positive or null, got {max_time_min}")
@@ -99,6 +111,11 @@ class Trainer:
             raise ValueError(
                 "trainer.max_epochs, trainer.batch_size and trainer.eval_every must be >= 1, "
                 f"got {max_epochs}, {batch_size}, {eval_every}"
+            )
+        if resume_mismatch not in RESUME_MISMATCH:
+            raise ValueError(
+                f"trainer.resume_mismatch must be one of {list(RESUME_MISMATCH)}, got "
+                f"{resume_mismatch!r}"
             )
         self.max_epochs = 1 if fast_dev_run else max_epochs
         self.batch_size = batch_size
@@ -111,6 +128,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.checkpoint = checkpoint
         self.resume = resume
+        self.resume_mismatch = resume_mismatch
         self.progress = progress
         self.max_time_min = max_time_min
 
@@ -140,6 +158,39 @@ class Trainer:
             )
         return path
 
+    def _check_identity(
+        self, path: Path, saved: Mapping[str, Any] | None, current: Mapping[str, Any] | None
+    ) -> None:
+        """Refuse (or, with ``resume_mismatch="allow"``, warn about) another run's checkpoint."""
+        if current is None:
+            return
+        if saved is None:
+            warnings.warn(
+                f"checkpoint {path} records no run identity (written before checkpoints "
+                "carried one); resuming without checking that it was trained on this run's "
+                "data, split, seed and model",
+                stacklevel=3,
+            )
+            return
+        differences = identity_differences(saved, current)
+        if not differences:
+            return
+        what = "; ".join(differences)
+        if self.resume_mismatch == "allow":
+            warnings.warn(
+                f"trainer.resume={self.resume}: continuing checkpoint {path} of another setup "
+                f"(trainer.resume_mismatch=allow): {what}",
+                stacklevel=3,
+            )
+            return
+        raise ConfigError(
+            f"trainer.resume={self.resume}: checkpoint {path} was trained on another setup "
+            f"than this run: {what}. Continuing it would mix two runs (another split puts "
+            "this run's test pairs among the checkpoint's training pairs). Start a fresh "
+            "run without trainer.resume, or set trainer.resume_mismatch=allow if the "
+            "change is intended"
+        )
+
     def fit(
         self,
         model: nn.Module,
@@ -149,6 +200,7 @@ class Trainer:
         validate: Validate | None = None,
         checkpoint_dir: str | Path | None = None,
         on_epoch: EpochHook | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> FitResult:
         """Train ``model`` in place; afterwards it holds the best validated weights.
 
@@ -161,6 +213,14 @@ class Trainer:
             checkpoint_dir: Where ``last.pt`` / ``best.pt`` go (``None``: no files).
             on_epoch: Called after each epoch with its record (which it may extend,
                 e.g. with monitoring metrics) and the whole history so far.
+            identity: The run's identity (:func:`gnnrec.train.identity.run_identity`),
+                stored in every checkpoint and compared with the resumed one's
+                (``resume_mismatch``); ``None``: neither.
+
+        Raises:
+            ConfigError: The resumed checkpoint's identity differs from ``identity``
+                (``resume_mismatch="error"``).
+            GnnrecError: The resumed checkpoint is damaged.
         """
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None and self.checkpoint else None
         steps = self._batches_per_epoch(sampler)
@@ -169,7 +229,16 @@ class Trainer:
         bad_evals, start_epoch = 0, 0
         resume = self._resume_path()
         if resume is not None:
-            state = load_checkpoint(resume, map_location=self.device)
+            # On the CPU: load_state_dict moves each tensor to its parameter's device.
+            state = load_checkpoint(resume, map_location="cpu")
+            missing = [k for k in ("model", "optimizer", "sampler", "epoch") if k not in state]
+            if missing:
+                raise ConfigError(
+                    f"trainer.resume={self.resume}: {resume} has no {', '.join(missing)}; "
+                    "resume from a run folder or its checkpoints/last.pt (best.pt holds "
+                    "only the best weights)"
+                )
+            self._check_identity(resume, state.get("identity"), identity)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             sampler.load_state_dict(state["sampler"])
@@ -241,12 +310,14 @@ class Trainer:
                 }
                 if best_state is not None:
                     state["best_model"] = best_state
+                if identity is not None:
+                    state["identity"] = dict(identity)
                 save_checkpoint(ckpt_dir / "last.pt", state)
                 if improved:
-                    save_checkpoint(
-                        ckpt_dir / "best.pt",
-                        {"model": best_state, "epoch": epoch, "value": result.best_value},
-                    )
+                    best = {"model": best_state, "epoch": epoch, "value": result.best_value}
+                    if identity is not None:
+                        best["identity"] = dict(identity)
+                    save_checkpoint(ckpt_dir / "best.pt", best)
             elapsed_min = (time.perf_counter() - t_fit) / 60
             if not stop and self.max_time_min is not None and elapsed_min >= self.max_time_min:
                 result.stopped_on_time = True

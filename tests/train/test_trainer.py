@@ -1,4 +1,5 @@
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from gnnrec.data.graph import build_graph
+from gnnrec.errors import ConfigError, GnnrecError
 from gnnrec.models import MF, BPRLoss, LightGCN
 from gnnrec.nn import normalized_adjacency
 from gnnrec.train import NegativeSampler, Trainer
@@ -29,7 +31,7 @@ def problem():
     return adj, sampler_args
 
 
-def fit(problem, tmp_path, validate=None, **kwargs):
+def fit(problem, tmp_path, validate=None, identity=None, **kwargs):
     adj, sampler_args = problem
     torch.manual_seed(0)
     model = LightGCN(30, 20, adj, embedding_dim=8, num_layers=2)
@@ -43,7 +45,9 @@ def fit(problem, tmp_path, validate=None, **kwargs):
         **kwargs,
     }
     trainer = Trainer(**kwargs)
-    result = trainer.fit(model, BPRLoss(), sampler, opt, validate, tmp_path / "checkpoints")
+    result = trainer.fit(
+        model, BPRLoss(), sampler, opt, validate, tmp_path / "checkpoints", identity=identity
+    )
     return model, result
 
 
@@ -141,3 +145,99 @@ def test_time_budget_stops_after_the_epoch_that_spends_it(problem, tmp_path):
     assert result.best_epoch == len(result.history) - 1
     with pytest.raises(ValueError, match="max_time_min"):
         Trainer(max_time_min=0, device="cpu")
+
+
+IDENTITY = {"seed": 0, "model.embedding_dim": 8, "split_fingerprint": "aaaa"}
+OTHER = {"seed": 1, "model.embedding_dim": 8, "split_fingerprint": "bbbb"}
+MIX = (
+    "Continuing it would mix two runs (another split puts this run's test pairs among the "
+    "checkpoint's training pairs). Start a fresh run without trainer.resume, or set "
+    "trainer.resume_mismatch=allow if the change is intended"
+)
+
+
+def test_checkpoints_carry_the_run_identity(problem, tmp_path):
+    fit(problem, tmp_path, lambda m: {"val/all/ndcg@20": 0.5}, identity=IDENTITY, max_epochs=1)
+    for name in ("last.pt", "best.pt"):
+        assert load_checkpoint(tmp_path / "checkpoints" / name)["identity"] == IDENTITY
+
+
+def test_resume_of_another_runs_checkpoint_is_refused_naming_what_differs(problem, tmp_path):
+    fit(problem, tmp_path, identity=IDENTITY, max_epochs=2)
+    before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(ConfigError) as err:
+        fit(problem, tmp_path, identity=OTHER, max_epochs=4, resume=str(tmp_path))
+    assert str(err.value) == (
+        f"trainer.resume={tmp_path}: checkpoint {tmp_path}/checkpoints/last.pt was trained on "
+        "another setup than this run: seed: checkpoint 0, this run 1; split_fingerprint: "
+        f"checkpoint aaaa, this run bbbb. {MIX}"
+    )
+    assert (tmp_path / "checkpoints" / "last.pt").read_bytes() == before
+    # keys that only one side has are named too
+    with pytest.raises(ConfigError, match=r"run: loss.margin: checkpoint \(not set\), this run 1"):
+        fit(problem, tmp_path, identity={"loss.margin": 1, **IDENTITY}, resume=str(tmp_path))
+
+
+def test_resume_mismatch_allow_continues_with_a_warning(problem, tmp_path):
+    fit(problem, tmp_path, identity=IDENTITY, max_epochs=2)
+    with pytest.warns(UserWarning) as record:
+        _, result = fit(
+            problem,
+            tmp_path,
+            identity=OTHER,
+            max_epochs=3,
+            resume=str(tmp_path),
+            resume_mismatch="allow",
+        )
+    assert [str(w.message) for w in record] == [
+        f"trainer.resume={tmp_path}: continuing checkpoint {tmp_path}/checkpoints/last.pt of "
+        "another setup (trainer.resume_mismatch=allow): seed: checkpoint 0, this run 1; "
+        "split_fingerprint: checkpoint aaaa, this run bbbb"
+    ]
+    assert [r["epoch"] for r in result.history] == [0, 1, 2]
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["identity"] == OTHER
+    with pytest.raises(ValueError, match="trainer.resume_mismatch must be one of"):
+        Trainer(device="cpu", resume_mismatch="warn")
+
+
+def test_more_epochs_and_other_budgets_resume_silently(problem, tmp_path):
+    fit(problem, tmp_path, identity=IDENTITY, max_epochs=2, patience=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, result = fit(
+            problem,
+            tmp_path,
+            identity=dict(IDENTITY),
+            max_epochs=4,
+            patience=2,
+            max_time_min=60.0,
+            limit_train_batches=3,
+            resume=str(tmp_path),
+        )
+    assert [r["epoch"] for r in result.history] == [0, 1, 2, 3]
+
+
+def test_resume_of_a_checkpoint_without_identity_warns(problem, tmp_path):
+    fit(problem, tmp_path, max_epochs=1)
+    with pytest.warns(UserWarning) as record:
+        fit(problem, tmp_path, identity=IDENTITY, max_epochs=2, resume=str(tmp_path))
+    assert [str(w.message) for w in record] == [
+        f"checkpoint {tmp_path}/checkpoints/last.pt records no run identity (written before "
+        "checkpoints carried one); resuming without checking that it was trained on this "
+        "run's data, split, seed and model"
+    ]
+
+
+def test_resume_from_best_pt_or_a_damaged_checkpoint_is_a_clear_error(problem, tmp_path):
+    fit(problem, tmp_path, lambda m: {"val/all/ndcg@20": 0.5}, max_epochs=1)
+    best = tmp_path / "checkpoints" / "best.pt"
+    with pytest.raises(ConfigError) as err:
+        fit(problem, tmp_path, max_epochs=2, resume=str(best))
+    assert str(err.value) == (
+        f"trainer.resume={best}: {best} has no optimizer, sampler; resume from a run folder "
+        "or its checkpoints/last.pt (best.pt holds only the best weights)"
+    )
+    last = tmp_path / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(GnnrecError, match=f"^checkpoint {last} cannot be read"):
+        fit(problem, tmp_path, max_epochs=2, resume=str(tmp_path))
