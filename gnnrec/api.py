@@ -47,7 +47,8 @@ def _default_run_dir(cfg: DictConfig) -> Path:
 def train(
     overrides: Sequence[str] | str = (),
     output_dir: str | Path | None = None,
-) -> dict[str, float]:
+    overwrite: bool = False,
+) -> dict[str, float | str]:
     """Train and evaluate one configuration in this process; return its metrics.
 
     Args:
@@ -55,18 +56,28 @@ def train(
             (``["model=mf", "seed=2", "trainer.max_epochs=5"]``), or one string.
         output_dir: The run folder; by default a new time-stamped folder under
             ``<paths.log_dir>/<task_name>/runs/``, as ``gnnrec-train`` makes.
+        overwrite: Replace a finished run in ``output_dir`` (sets ``overwrite=true``).
+            Without it a folder holding ``metrics.json`` is refused before anything in
+            it is written, unless ``trainer.resume`` continues that run.
 
     Returns:
         The ``metrics.json`` contents: ``"<split>/<group>/<metric>@<k>"`` keys plus
-        ``best_epoch``, ``epochs`` and ``time/*``.
+        ``best_epoch``, ``epochs``, ``time/*`` and ``config_fingerprint`` (a string).
+
+    Raises:
+        ConfigError: ``output_dir`` holds a finished run (see ``overwrite``).
     """
     from gnnrec.run import run
+    from gnnrec.track.run_folder import check_run_folder
 
     overrides = _as_list(overrides)
     cfg = compose(overrides)
     out = Path(output_dir) if output_dir is not None else _default_run_dir(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
+        if overwrite:
+            cfg.overwrite = True
+    check_run_folder(out, cfg.get("overwrite", False), cfg.trainer.get("resume"))
     hydra_dir = out / ".hydra"
     hydra_dir.mkdir(parents=True, exist_ok=True)
     for name, node in (("config.yaml", cfg), ("overrides.yaml", OmegaConf.create(overrides))):

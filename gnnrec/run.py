@@ -31,7 +31,15 @@ from gnnrec.evaluate.tasks import MAIN
 from gnnrec.features import encode_cached, item_embeddings, user_profiles
 from gnnrec.models.base import Recommender, TrainingData, build_from_data
 from gnnrec.track.examples import example_recommendations, item_titles
+from gnnrec.track.run_folder import (
+    CONFIG_FINGERPRINT,
+    METRICS_FILE,
+    check_run_folder,
+    clear_run_folder,
+    config_fingerprint,
+)
 from gnnrec.train.checks import check_training
+from gnnrec.train.identity import run_identity
 from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
 
@@ -313,23 +321,34 @@ def _embeddings(model: Recommender) -> tuple[torch.Tensor, torch.Tensor]:
         return model()
 
 
-def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float]:
+def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float | str]:
     """Train and evaluate one configuration; write ``metrics.json`` into ``output_dir``.
+
+    ``metrics.json`` is written last, atomically, with the config's fingerprint
+    (:mod:`gnnrec.track.run_folder`). A folder that already holds a finished run is
+    refused unless ``trainer.resume`` continues it in place or ``overwrite=true``; what
+    an earlier run left there is then removed. Checkpoints carry the run's identity
+    (:mod:`gnnrec.train.identity`); resuming another run's checkpoint is refused.
 
     Args:
         cfg: A composed config (``conf/train.yaml``).
         output_dir: The run folder; defaults to ``cfg.paths.output_dir`` (Hydra's).
 
     Returns:
-        Flat metrics ``"<split>/<group>/<metric>@<k>"`` plus ``best_epoch`` and timings.
+        The ``metrics.json`` contents: flat metrics ``"<split>/<group>/<metric>@<k>"``
+        plus ``best_epoch``, timings and ``config_fingerprint`` (a string).
     """
     t_start = time.perf_counter()
+    fingerprint = config_fingerprint(cfg)
     out = Path(output_dir if output_dir is not None else cfg.paths.output_dir)
+    resume = cfg.trainer.get("resume")
+    check_run_folder(out, cfg.get("overwrite", False), resume)
     seed_everything(cfg.seed)
     set_deterministic(cfg.deterministic)
 
     trainer = _instantiate(cfg.trainer)
     setup = prepare(cfg, trainer.device)  # checks the config before loading anything
+    clear_run_folder(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     data, model, protocol, tasks = setup.data, setup.model, setup.protocol, setup.tasks
     trainer.monitor = setup.monitor
@@ -349,7 +368,11 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     tracker = instantiate(cfg.tracker)
     tracker.start(cfg, out)
     try:
-        metrics: dict[str, float] = {"best_epoch": 0, "time/train_s": 0.0, "time/val_s": 0.0}
+        metrics: dict[str, float | str] = {
+            "best_epoch": 0,
+            "time/train_s": 0.0,
+            "time/val_s": 0.0,
+        }
         if model.trainable:
             loss = instantiate(cfg.loss)
             sampler = build_from_data(instantiate(cfg.sampler), setup.train, "sampler")
@@ -362,7 +385,10 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
                 validate=validate if setup.monitor is not None else None,
                 checkpoint_dir=out / "checkpoints",
                 on_epoch=on_epoch,
+                identity=run_identity(cfg, data, setup.split),
             )
+            # Complete even when a resume had no epoch left to run (on_epoch never called).
+            write_json(out / "history.json", fit.history)
             metrics.update(
                 {
                     "best_epoch": fit.best_epoch,
@@ -399,7 +425,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         tracker.log_table("examples", examples)
         metrics["time/data_s"] = setup.time_s
         metrics["time/total_s"] = time.perf_counter() - t_start
-        write_json(out / "metrics.json", metrics)
+        metrics[CONFIG_FINGERPRINT] = fingerprint
+        write_json(out / METRICS_FILE, metrics)  # last: the folder now holds a finished run
         tracker.finish(summary=metrics)
     except BaseException:
         tracker.finish(exit_code=1)

@@ -42,13 +42,16 @@ IGNORED_KEYS = (
     "trainer.device",
     "trainer.progress",
     "trainer.resume",
+    "trainer.resume_mismatch",
     "trainer.checkpoint",
     "test_curve_every",
+    "overwrite",
 )
 """Config keys (and everything under them) that never make a group: the seed (the
 repetition itself), where a run is written, logged or run (``paths``, ``hydra``,
-``tracker``, ``task_name``, the device), progress bars, resuming, checkpoint files and
-extra learning-curve evaluations, none of which changes a result."""
+``tracker``, ``task_name``, the device), progress bars, resuming, checkpoint files,
+extra learning-curve evaluations and replacing an earlier run's folder, none of which
+changes a result."""
 
 _MISSING = object()
 

@@ -1,12 +1,14 @@
 """Find saved runs, read what they recorded, and group them by configuration.
 
 A *run* is a folder holding ``metrics.json`` (written by ``gnnrec-train`` and
-:func:`gnnrec.api.train`). Runs whose resolved configs (``.hydra/config.yaml``) are
-equal once the seed and the location-only keys (:data:`IGNORED_KEYS`) are removed form
-one *group*; the seeds of a group are its repetitions. A group's *label* shows the
-config-group choices and keys that differ between groups
-(:mod:`gnnrec.report.groups`). A run without ``.hydra/config.yaml`` is grouped by its
-recorded overrides instead.
+:func:`gnnrec.api.train`); a folder whose ``metrics.json`` records another config than
+its ``.hydra/config.yaml`` mixes two runs and is refused
+(:func:`gnnrec.track.run_folder.check_recorded_config`). Runs whose resolved configs
+(``.hydra/config.yaml``) are equal once the seed and the location-only keys
+(:data:`IGNORED_KEYS`) are removed form one *group*; the seeds of a group are its
+repetitions. A group's *label* shows the config-group choices and keys that differ
+between groups (:mod:`gnnrec.report.groups`). A run without ``.hydra/config.yaml`` is
+grouped by its recorded overrides instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from gnnrec.report.groups import IGNORED_KEYS, config_choices, group_labels, resolved_config
+from gnnrec.track.run_folder import CONFIG_FINGERPRINT, check_recorded_config
 
 __all__ = ["IGNORED_KEYS", "NoRunsError", "Run", "collect_runs", "load_runs", "override_key"]
 
@@ -117,6 +120,8 @@ def _read_folder_run(run_dir: Path) -> tuple[list[str], str, dict, list, Path | 
         metrics = json.loads(metrics_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{metrics_path} is not valid JSON ({err}); rerun or remove it") from err
+    # Runs written before metrics.json carried the fingerprint pass unchecked.
+    check_recorded_config(run_dir, metrics.pop(CONFIG_FINGERPRINT, None))
     overrides = _read_overrides(run_dir) or []
     history_path = run_dir / "history.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else []
