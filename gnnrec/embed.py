@@ -51,7 +51,7 @@ def embed(cfg: DictConfig, progress: bool = True) -> CachedEmbeddings:
     Raises:
         ValueError: ``encoder=none`` is selected.
     """
-    from gnnrec.data.preprocess import load_dataset
+    from gnnrec.data.cache import load_dataset
     from gnnrec.features import cached_item_embeddings
 
     if cfg.get("encoder") is None or cfg.encoder.get("_target_") is None:

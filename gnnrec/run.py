@@ -19,9 +19,9 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gnnrec.data.cache import load_dataset
 from gnnrec.data.fingerprint import data_fingerprint, split_fingerprint
 from gnnrec.data.knowledge import knowledge_graph
-from gnnrec.data.preprocess import load_dataset
 from gnnrec.data.schema import InteractionData
 from gnnrec.data.split import Split, split_interactions
 from gnnrec.errors import ConfigError

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gnnrec.config import compose_config
-from gnnrec.data.preprocess import load_dataset
+from gnnrec.data.cache import load_dataset
 from gnnrec.embed import embed
 from gnnrec.features import item_embeddings
 

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gnnrec.config import CONFIG_DIR, register_resolvers, study_seed
-from gnnrec.data.preprocess import read_processed
+from gnnrec.data.cache import read_processed
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")

@@ -1,7 +1,8 @@
 """Data: raw sources -> canonical tables -> preprocessed interactions."""
 
+from gnnrec.data.cache import cache_key, code_files, load_dataset
 from gnnrec.data.knowledge import KnowledgeGraph, RelationalGraph, knowledge_graph, relational_graph
-from gnnrec.data.preprocess import cache_key, code_files, load_dataset, preprocess
+from gnnrec.data.preprocess import preprocess
 from gnnrec.data.schema import (
     INTERACTION_COLUMNS,
     ITEM_COLUMNS,

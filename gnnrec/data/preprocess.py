@@ -22,20 +22,14 @@ training interaction" never singles out the held-out items. A step that leaves a
 without interactions raises :class:`~gnnrec.data.schema.DataError` naming the setting
 and the lost domains, instead of quietly turning cross-domain data into fewer domains.
 
-:func:`load_dataset` wraps a source and :func:`preprocess` with a content-addressed
-parquet cache under ``<cache_dir>/processed/<key>/`` (:func:`cache_key`), built once
-with :func:`gnnrec.utils.cache.cached_dir`.
+:func:`gnnrec.data.cache.load_dataset` wraps a source and :func:`preprocess` with a
+content-addressed, checksummed parquet cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
-import logging
-import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,17 +43,11 @@ from gnnrec.data.schema import (
     missing_item_mask,
     validate_tables,
 )
-from gnnrec.data.sources import Source
-from gnnrec.utils.cache import cached_dir
 
-__all__ = ["preprocess", "load_dataset", "cache_key", "code_files", "read_processed"]
+__all__ = ["preprocess"]
 
 ON_MISSING_ITEM = ("error", "drop")
 DEDUP = ("last", "first")
-TABLES = ("interactions", "users", "items", "kg", "item_entity")
-_HASH_CHUNK = 1 << 20
-
-log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------ preprocess
@@ -418,154 +406,3 @@ def _meta(
         "dropped": dropped,
     }
     return json.loads(json.dumps(meta))
-
-
-# ------------------------------------------------------------------------- the cache
-
-
-def _preprocess_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    """Complete ``options`` with defaults; unknown keys raise naming the key."""
-    options = dict(options or {})
-    params = inspect.signature(_PREPROCESS).parameters
-    allowed = [name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"unknown key(s) data.preprocess.{unknown[0]} ({unknown}); allowed keys: {allowed}"
-        )
-    return {name: options.get(name, params[name].default) for name in allowed}
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def code_files(source: Source) -> list[Path]:
-    """The source files of the code that produces the processed tables for ``source``.
-
-    This module, :mod:`gnnrec.data.schema` and the file of every class in the source's
-    class hierarchy (its format file, ``sources/base.py``, and a subclass's own file).
-    Their text is part of :func:`cache_key`, so editing any of them gives new keys.
-    Classes without a source file (defined in an interactive session) are skipped.
-    """
-    modules = [sys.modules[__name__], sys.modules[DataError.__module__]]
-    classes = [c for c in type(source).__mro__ if issubclass(c, Source)]
-    files = [Path(inspect.getfile(m)) for m in modules]
-    for cls in classes:
-        try:
-            files.append(Path(inspect.getfile(cls)))
-        except (TypeError, OSError):
-            continue
-    return list(dict.fromkeys(f.resolve() for f in files))
-
-
-def cache_key(source: Source, options: dict[str, Any] | None = None) -> str:
-    """The sha256 cache key of ``source`` preprocessed with ``options``.
-
-    It covers the text of the code that produces the tables (:func:`code_files`), the
-    source class, ``source.describe()``, the content of every file in ``source.files()``
-    and the completed preprocess options. No version number needs bumping by hand.
-    """
-    payload = {
-        "code": [[p.name, _file_digest(p)] for p in code_files(source)],
-        "source": f"{type(source).__module__}.{type(source).__qualname__}",
-        "describe": source.describe(),
-        "files": [[p.name, _file_digest(p)] for p in source.files()],
-        "preprocess": _preprocess_options(options),
-    }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def load_dataset(
-    source: Source,
-    *,
-    preprocess: dict[str, Any] | None = None,
-    cache_dir: str | Path | None = None,
-    use_cache: bool = True,
-) -> InteractionData:
-    """Load ``source`` and preprocess it, through the cache when ``cache_dir`` is set.
-
-    The result is stored under ``<cache_dir>/processed/<key>/`` (see :func:`cache_key`)
-    as parquet files plus ``meta.json``, by :func:`gnnrec.utils.cache.cached_dir`: built
-    in a temporary folder and renamed into place (a failed build leaves nothing), under
-    a lock on ``<cache_dir>/locks/processed-<key>.lock`` so that concurrent jobs of a
-    sweep build a key once. An entry that cannot be read is rebuilt, with a warning.
-
-    Args:
-        source: Where to read the raw tables.
-        preprocess: Keyword arguments of :func:`preprocess` (``data.preprocess``).
-        cache_dir: Cache root; ``None`` disables caching.
-        use_cache: ``False`` neither reads nor writes the cache.
-
-    Returns:
-        The preprocessed :class:`InteractionData`.
-    """
-    options = _preprocess_options(preprocess)
-    if cache_dir is None or not use_cache:
-        return _PREPROCESS(source.load(), **options)
-    root = Path(cache_dir).expanduser()
-    key = cache_key(source, options)
-
-    def build(folder: Path) -> InteractionData:
-        data = _PREPROCESS(source.load(), **options)
-        write_processed(data, folder)
-        return data
-
-    entry = cached_dir(
-        root / "processed" / key,
-        build,
-        _read_entry,
-        lock=root / "locks" / f"processed-{key}.lock",
-    )
-    if entry.computed:
-        log.info("preprocessed %r into the cache %s", source, entry.path)
-    else:
-        log.info("loaded preprocessed data from the cache %s", entry.path)
-    return entry.value
-
-
-def _read_entry(folder: Path) -> InteractionData | None:
-    """A complete cache entry, or ``None`` (warned if it exists but cannot be read)."""
-    if not (folder / "meta.json").is_file():
-        return None
-    try:
-        return read_processed(folder)
-    except (OSError, ValueError, KeyError) as err:  # pyarrow's errors are ValueErrors
-        warnings.warn(
-            f"processed-data cache {folder} is unreadable ({err}); rebuilding it", stacklevel=3
-        )
-        return None
-
-
-def write_processed(data: InteractionData, folder: Path) -> None:
-    """Write ``data`` as parquet tables plus ``meta.json`` into ``folder``."""
-    present = []
-    for name in TABLES:
-        table = getattr(data, name)
-        if table is not None:
-            table.to_parquet(folder / f"{name}.parquet", index=False)
-            present.append(name)
-    meta = {
-        "domains": list(data.domains),
-        "tables": present,
-        "meta": data.meta,
-    }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-
-
-def read_processed(folder: Path) -> InteractionData:
-    """Read what :func:`write_processed` wrote."""
-    info = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    tables = {
-        name: pd.read_parquet(folder / f"{name}.parquet") if name in info["tables"] else None
-        for name in TABLES
-    }
-    return InteractionData(domains=info["domains"], meta=info["meta"], **tables)
-
-
-_PREPROCESS = preprocess

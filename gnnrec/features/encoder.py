@@ -33,6 +33,7 @@ POOLINGS = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 SETTINGS_SUFFIXES = (".json", ".txt", ".model", ".tiktoken")
+CODE_SUFFIXES = (".py",)
 # v3: vectors come from SentenceTransformer.encode; unset settings are the folder's own
 # (pinned by the settings files' hash) or sentence-transformers' defaults.
 IDENTITY_VERSION = "gnnrec-text-encoder-v3"
@@ -324,12 +325,13 @@ class TextEncoder:
 
         A local folder is its name and two SHA-256 digests, over its weight files and over
         its tokenizer, model-config and sentence-transformers module files (which fix every
-        setting left as ``None``); a hub name is pinned by the commit of its snapshot.
-        Hashes files only: the model is not loaded.
+        setting left as ``None``); with ``trust_remote_code`` a third one over its Python
+        files (``code_sha256``: the model code that then runs). A hub name is pinned by
+        the commit of its snapshot. Hashes files only: the model is not loaded.
         """
         folder = self._resolve_folder()
         local = self._commit is None
-        return {
+        identity = {
             "version": IDENTITY_VERSION,
             # a local folder is its file hashes, not its path: a copy or another
             # virtual environment with the same files shares the cache
@@ -343,6 +345,9 @@ class TextEncoder:
             "max_length": self._max_length,
             "dtype": str(self.dtype).removeprefix("torch."),
         }
+        if self.trust_remote_code:  # only then: keys without remote code stay as they were
+            identity["code_sha256"] = _files_sha256(folder, CODE_SUFFIXES) if local else None
+        return identity
 
     def __repr__(self) -> str:
         return (

@@ -1,31 +1,22 @@
-"""Tests of :mod:`gnnrec.data.preprocess`: cleaning, contiguous ids and the cache."""
+"""Tests of :mod:`gnnrec.data.preprocess`: cleaning and contiguous ids.
+
+The processed-data cache is tested in ``tests/data/test_processed_cache.py``.
+"""
 
 from __future__ import annotations
-
-import importlib
-import importlib.util
-import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from gnnrec.data import (
-    AtomicSource,
     DataError,
     FolderSource,
     InteractionData,
     RawTables,
-    cache_key,
     load_dataset,
     preprocess,
 )
-from gnnrec.utils import cache as cache_module
-
-# ``gnnrec.data.preprocess`` is also the name of the function the package exports.
-preprocess_module = importlib.import_module("gnnrec.data.preprocess")
 
 
 def make_tables(rows: list[tuple], items: list[tuple] | None = None, **extra) -> RawTables:
@@ -288,20 +279,6 @@ def test_item_rows_without_interactions_stay_in_the_catalogue():
     assert data.meta["domains"]["y"]["items_without_interactions"] == 1
 
 
-def test_folder_item_rows_without_interactions_survive_the_cache(tmp_path):
-    root = write_folder(tmp_path / "d")
-    (root / "books.item.csv").write_text("item_id,title,brand\n0001,One,\n0002,Two,B\n0003,New,C\n")
-    data = load_dataset(FolderSource(root), cache_dir=tmp_path / "cache")
-    again = load_dataset(FolderSource(root), cache_dir=tmp_path / "cache")
-    assert_same_data(data, again)
-    assert again.items[["item", "title"]].values.tolist() == [
-        ["0001", "One"],
-        ["0002", "Two"],
-        ["0003", "New"],
-    ]
-    assert 2 not in set(again.interactions["item_idx"])
-
-
 def test_split_column_is_kept():
     tables = make_tables([("0", "1", "x"), ("0", "2", "x")])
     tables.interactions["split"] = ["train", "test"]
@@ -309,170 +286,7 @@ def test_split_column_is_kept():
     assert data.interactions["split"].tolist() == ["train", "test"]
 
 
-# --------------------------------------------------------------------------- cache
-
-
-def write_folder(root: Path, rating: int = 5) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "books.inter.csv").write_text(
-        f"user_id,item_id,rating,timestamp\nu1,0001,{rating},1\nu2,0001,3,2\nu2,0002,4,3\n"
-    )
-    (root / "books.item.csv").write_text("item_id,title,brand\n0001,One,\n0002,Two,B\n")
-    return root
-
-
-class CountingSource(FolderSource):
-    """A FolderSource that counts its loads."""
-
-    loads = 0
-
-    def load(self):
-        type(self).loads += 1
-        return super().load()
-
-
-def assert_same_data(a: InteractionData, b: InteractionData) -> None:
-    for name in ("interactions", "users", "items", "kg", "item_entity"):
-        left, right = getattr(a, name), getattr(b, name)
-        assert (left is None) == (right is None), name
-        if left is not None:
-            pd.testing.assert_frame_equal(left, right, check_dtype=True)
-    assert a.domains == b.domains and a.meta == b.meta
-
-
-def test_cache_hit_returns_identical_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(CountingSource, "loads", 0)
-    source = CountingSource(write_folder(tmp_path / "d"))
-    cache = tmp_path / "cache"
-    first = load_dataset(source, preprocess={"kcore": 0}, cache_dir=cache)
-    second = load_dataset(source, preprocess={}, cache_dir=cache)  # same options, defaults
-    assert CountingSource.loads == 1
-    assert_same_data(first, second)
-    assert second.items["item"].tolist() == ["0001", "0002"]
-    assert pd.api.types.is_string_dtype(second.items["item"])
-    assert second.items["brand"].isna().tolist() == [True, False]
-    entries = [p.name for p in (cache / "processed").iterdir()]
-    assert entries == [cache_key(source)]
-    load_dataset(source, preprocess={"rating_threshold": 4}, cache_dir=cache)
-    assert CountingSource.loads == 2
-    load_dataset(source, cache_dir=cache, use_cache=False)
-    assert CountingSource.loads == 3
-
-
-def test_cache_key_follows_file_content(tmp_path):
-    root = write_folder(tmp_path / "d")
-    source = FolderSource(root)
-    key = cache_key(source)
-    assert cache_key(FolderSource(root)) == key
-    assert cache_key(source, {"kcore": 2}) != key
-    write_folder(root, rating=1)
-    assert cache_key(source) != key
-    data = load_dataset(source, cache_dir=tmp_path / "cache")
-    assert data.interactions["rating"].tolist()[0] == 1.0
-
-
-def _import_file(path: Path, name: str, monkeypatch):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-FORMAT_FILE = """from gnnrec.data import FolderSource
-
-
-class MyFormat(FolderSource):
-    \"\"\"A format of its own.\"\"\"
-
-    SCALE = {scale}
-"""
-
-
-def test_cache_key_follows_the_code_that_builds_the_tables(tmp_path, monkeypatch):
-    root = write_folder(tmp_path / "d")
-    files = {p.name for p in preprocess_module.code_files(FolderSource(root))}
-    assert files == {"preprocess.py", "schema.py", "base.py", "folder.py"}
-    # A format file of its own: editing one line changes the key, the same text does not.
-    code = tmp_path / "my_format.py"
-    code.write_text(FORMAT_FILE.format(scale=1))
-    first = cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root))
-    assert cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root)) == first
-    code.write_text(FORMAT_FILE.format(scale=2))
-    assert cache_key(_import_file(code, "my_format", monkeypatch).MyFormat(root)) != first
-    # An edit of preprocess.py (a copy with one changed line standing in for it).
-    source = FolderSource(root)
-    key = cache_key(source)
-    edited = tmp_path / "preprocess.py"
-    edited.write_text(Path(preprocess_module.__file__).read_text().replace("kcore", "k_core", 1))
-    real = preprocess_module.code_files
-    monkeypatch.setattr(
-        preprocess_module,
-        "code_files",
-        lambda s: [edited if p.name == "preprocess.py" else p for p in real(s)],
-    )
-    assert cache_key(source) != key
-
-
-def test_unknown_preprocess_key(tmp_path):
-    with pytest.raises(ValueError, match=r"data\.preprocess\.k_core"):
-        load_dataset(FolderSource(write_folder(tmp_path / "d")), preprocess={"k_core": 5})
-
-
-def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    source = FolderSource(write_folder(tmp_path / "d"))
-    cache = tmp_path / "cache"
-    real_to_parquet = pd.DataFrame.to_parquet
-    calls = []
-
-    def failing_to_parquet(self, path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 2:
-            raise OSError("disk full")
-        return real_to_parquet(self, path, *args, **kwargs)
-
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", failing_to_parquet)
-    with pytest.raises(OSError, match="disk full"):
-        load_dataset(source, cache_dir=cache)
-    assert list((cache / "processed").iterdir()) == []
-    monkeypatch.undo()
-    load_dataset(source, cache_dir=cache)
-    assert [p.name for p in (cache / "processed").iterdir()] == [cache_key(source)]
-
-
-def test_concurrent_writer_wins(tmp_path, monkeypatch):
-    source = FolderSource(write_folder(tmp_path / "d"))
-    cache = tmp_path / "cache"
-    final = cache / "processed" / cache_key(source)
-    real_rename = os.rename
-
-    def rename_after_other_process(src, dst):
-        preprocess_module.write_processed(preprocess(source.load()), _mkdir(final))
-        return real_rename(src, dst)
-
-    monkeypatch.setattr(cache_module.os, "rename", rename_after_other_process)
-    data = load_dataset(source, cache_dir=cache)
-    assert [p.name for p in (cache / "processed").iterdir()] == [final.name]
-    assert_same_data(data, preprocess_module.read_processed(final))
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True)
-    return path
-
-
 # ---------------------------------------------------------------------- real data
-
-
-def test_real_ml100k_cached(data_root, tmp_path):
-    source = AtomicSource(data_root / "ml-100k-kg" / "ml-100k_recbole", "ml-100k")
-    data = load_dataset(source, cache_dir=tmp_path)
-    again = load_dataset(source, cache_dir=tmp_path)
-    assert_same_data(data, again)
-    assert (data.num_users, data.num_items, len(data.interactions)) == (943, 1_682, 100_000)
-    assert data.users["user"].iloc[0] == "1" and data.items["item"].iloc[0] == "1"
-    assert len(data.kg) == 91_631 and len(data.item_entity) == 1_598
-    assert data.items["movie_title"].iloc[0] == "Toy Story"
 
 
 def test_real_amazon_kcore5_losing_domains_is_an_error(data_root):

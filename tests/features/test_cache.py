@@ -3,6 +3,8 @@
 import hashlib
 import json
 import multiprocessing
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 from gnnrec.config import compose_config
+from gnnrec.errors import GnnrecError
 from gnnrec.features import (
     TextEncoder,
     cached_embeddings,
@@ -71,6 +74,8 @@ def test_second_call_loads_without_encoding(tmp_path):
     assert array.dtype == np.float32 and array.shape == (4, 4)
     meta = json.loads(first.path.with_suffix(".json").read_text())
     assert meta["identity"] == encoder.identity()
+    assert meta["size"] == first.path.stat().st_size == 128 + 4 * 4 * 4
+    assert meta["sha256"] == hashlib.sha256(first.path.read_bytes()).hexdigest()
     assert (meta["num_texts"], meta["dim"], meta["kind"]) == (4, 4, "items")
     assert meta["created"]
     assert cache_files(tmp_path) == [first.path.with_suffix(".json").name, first.path.name]
@@ -123,6 +128,162 @@ def test_corrupt_or_wrong_shape_file_is_recomputed(damage, tmp_path):
     assert not cached_embeddings(encoder, TEXTS, tmp_path, progress=False).computed
 
 
+def _sidecar(path: Path) -> dict:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+@pytest.mark.parametrize("damage", ["nan_row", "inf_value", "overwritten_row", "flipped_bit"])
+def test_changed_values_are_found_by_the_checksum_and_recomputed(damage, tmp_path):
+    encoder = FakeEncoder()
+    good = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    array = np.load(good.path)
+    if damage == "nan_row":
+        array[2] = np.nan
+    elif damage == "inf_value":
+        array[1, 3] = np.inf
+    elif damage == "overwritten_row":
+        array[0] = array[3]
+    else:
+        array.view(np.uint32)[3, 0] ^= 1
+    np.save(good.path, array)  # a valid .npy of the right shape and dtype: only values differ
+    assert np.load(good.path).shape == (4, 4)
+    with pytest.warns(UserWarning) as record:
+        again = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    recorded = _sidecar(good.path)["sha256"]  # the rebuilt file's: the first file's bytes
+    assert recorded == hashlib.sha256(good.path.read_bytes()).hexdigest()
+    (message,) = [str(w.message) for w in record]
+    assert message.startswith(
+        f"embedding cache {good.path} is damaged: the file has 192 bytes and SHA-256 "
+    )
+    assert message.endswith(
+        f", its sidecar records 192 bytes and {recorded[:16]}...; recomputing it"
+    )
+    assert again.computed and encoder.calls == 2
+    torch.testing.assert_close(again.embeddings, good.embeddings, rtol=0, atol=0)
+    assert not cached_embeddings(encoder, TEXTS, tmp_path, progress=False).computed
+
+
+def test_missing_sidecar_is_recomputed(tmp_path):
+    encoder = FakeEncoder()
+    good = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    good.path.with_suffix(".json").unlink()
+    with pytest.warns(UserWarning) as record:
+        again = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    assert [str(w.message) for w in record] == [
+        f"embedding cache {good.path} is damaged: its sidecar "
+        f"{good.path.with_suffix('.json').name} is missing; recomputing it"
+    ]
+    assert again.computed and _sidecar(good.path)["sha256"]
+
+
+def _without_checksum(path: Path) -> None:
+    """Make the sidecar look like one written before sidecars carried a checksum."""
+    meta = _sidecar(path)
+    del meta["size"], meta["sha256"]
+    path.with_suffix(".json").write_text(json.dumps(meta))
+
+
+def test_file_without_checksum_is_checked_and_its_checksum_recorded(tmp_path, caplog):
+    encoder = FakeEncoder()
+    good = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    recorded = _sidecar(good.path)
+    _without_checksum(good.path)
+    with caplog.at_level("WARNING", logger="gnnrec.features.cache"):
+        loaded = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    assert not loaded.computed and encoder.calls == 1
+    assert caplog.messages == [
+        f"embedding cache {good.path} had no checksum; its values check out, recorded it"
+    ]
+    assert _sidecar(good.path) == recorded
+    torch.testing.assert_close(loaded.embeddings, good.embeddings, rtol=0, atol=0)
+
+
+def test_file_without_checksum_with_a_nan_row_is_recomputed(tmp_path):
+    encoder = FakeEncoder()
+    good = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    array = np.load(good.path)
+    array[1:3] = np.nan
+    np.save(good.path, array)
+    _without_checksum(good.path)
+    with pytest.warns(UserWarning) as record:
+        again = cached_embeddings(encoder, TEXTS, tmp_path, progress=False)
+    assert [str(w.message) for w in record] == [
+        f"embedding cache {good.path} is damaged: 2 row(s) hold NaN or infinite values, "
+        "e.g. row 1; recomputing it"
+    ]
+    assert again.computed
+    torch.testing.assert_close(again.embeddings, good.embeddings, rtol=0, atol=0)
+
+
+class NanEncoder(FakeEncoder):
+    """Half-precision overflow stand-in: the third text's vector is NaN."""
+
+    def encode(self, texts, progress=True, desc=None) -> torch.Tensor:
+        out = super().encode(texts, progress, desc)
+        out[2] = float("nan")
+        return out
+
+    def __repr__(self) -> str:
+        return "NanEncoder()"
+
+
+def test_encoder_producing_nan_raises_and_caches_nothing(tmp_path):
+    with pytest.raises(GnnrecError) as info:
+        cached_embeddings(NanEncoder(), TEXTS, tmp_path, progress=False)
+    assert str(info.value) == (
+        "text encoder NanEncoder() produced NaN or infinite vectors for 1 of 4 texts "
+        "(rows [2], e.g. text 'Toy Story (1995)'); nothing was cached. With "
+        "encoder.dtype=float16 try bfloat16 or float32."
+    )
+    assert cache_files(tmp_path) == []
+
+
+def test_leftover_array_and_sidecar_temporaries_are_removed_by_the_next_encode(tmp_path):
+    encoder = FakeEncoder()
+    path = cached_embeddings(encoder, TEXTS, tmp_path, progress=False).path
+    path.unlink()
+    left = [
+        path.with_name(f".{path.name}.0123456789abcdef.tmp"),
+        path.with_name(f".{path.with_suffix('.json').name}.abcdefgh.tmp"),
+    ]
+    for tmp in left:
+        tmp.write_bytes(b"half")
+    assert cached_embeddings(encoder, TEXTS, tmp_path, progress=False).computed
+    assert cache_files(tmp_path) == [path.with_suffix(".json").name, path.name]
+
+
+def _save_then_hang(cache_dir: str, marker: str) -> None:
+    """Encode, write half of the array file, then hang (killed by the test)."""
+
+    def slow_save(file, array, allow_pickle=True):
+        file.write(b"\x93NUMPY" + b"\0" * 50)
+        file.flush()
+        Path(marker).write_text(file.name)
+        time.sleep(600)
+
+    np.save = slow_save
+    encode_cached(FakeEncoder(), TEXTS, cache_dir, progress=False)
+
+
+def test_encode_killed_mid_write_is_cleaned_and_recomputed(tmp_path):
+    cache, marker = tmp_path / "cache", tmp_path / "writing.txt"
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_save_then_hang, args=(str(cache), str(marker)))
+    child.start()
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=60)
+    assert child.exitcode == -signal.SIGKILL
+    half = Path(marker.read_text())
+    assert cache_files(cache) == [half.name]
+    again = cached_embeddings(FakeEncoder(), TEXTS, cache, progress=False)
+    assert again.computed
+    assert cache_files(cache) == [again.path.with_suffix(".json").name, again.path.name]
+    torch.testing.assert_close(again.embeddings, FakeEncoder().encode(TEXTS), rtol=0, atol=0)
+
+
 def _encode_in_child(cache_dir: str, marker: str, barrier, out: str) -> None:
     barrier.wait()
     encoder = FakeEncoder(marker=Path(marker), delay=0.5)
@@ -163,7 +324,7 @@ def test_item_embeddings_follow_item_order(tmp_path, data_root):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from gnnrec.data.preprocess import load_dataset
+    from gnnrec.data.cache import load_dataset
 
     cfg = compose_config(["data=ml100k", f"paths.cache_dir={tmp_path}"])
     data = load_dataset(

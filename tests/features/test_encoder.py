@@ -207,6 +207,27 @@ def test_identity_changes_with_what_changes_the_vectors(tiny_bert, tmp_path):
     assert TextEncoder(str(retrained)).identity()["settings_sha256"] != base["settings_sha256"]
 
 
+def test_identity_covers_the_model_code_with_trust_remote_code(tiny_bert, tmp_path):
+    from gnnrec.features import embedding_cache_key
+
+    folder = tmp_path / "remote" / "tiny-bert"
+    shutil.copytree(tiny_bert, folder)
+    (folder / "modeling_tiny.py").write_text("SCALE = 1\n")
+    base = TextEncoder(str(tiny_bert)).identity()
+    assert "code_sha256" not in base  # keys of models without remote code stay as they were
+    assert TextEncoder(str(folder)).identity() == base  # code that never runs does not count
+    trusted = TextEncoder(str(folder), trust_remote_code=True).identity()
+    assert {k: v for k, v in trusted.items() if k != "code_sha256"} == base
+    assert len(trusted["code_sha256"]) == 64
+    (folder / "modeling_tiny.py").write_text("SCALE = 2\n")  # an edited model
+    edited = TextEncoder(str(folder), trust_remote_code=True).identity()
+    assert edited["code_sha256"] != trusted["code_sha256"]
+    assert embedding_cache_key(edited, ["a"]) != embedding_cache_key(trusted, ["a"])
+    (folder / "sub").mkdir()  # code in a subfolder counts too
+    (folder / "sub" / "layers.py").write_text("")
+    assert TextEncoder(str(folder), trust_remote_code=True).identity() != edited
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="half precision needs CUDA")
 def test_identity_and_vectors_with_half_precision(minilm_vectors, texts):
     half = TextEncoder("minilm", dtype="float16", device="cuda")
