@@ -197,6 +197,37 @@ def moved_markdown(table: Table, runs: list, before: dict[tuple[str, str, str], 
     return "\n".join(lines)
 
 
+def not_rerun_markdown(table: Table, before: dict[tuple[str, str, str], SeedMean]) -> str:
+    """A table not re-run yet: its v0.1 figures, marked as such."""
+    figures = {k: v for k, v in before.items() if k[0] == table.experiment}
+    metrics = [m for m in table.metrics if any(k[2] == m for k in figures)]
+    commands = list(dict.fromkeys(k[1] for k in figures))
+    lines = [
+        f"## {table.title} (`experiment={table.experiment}`)",
+        "",
+        table.text,
+        "",
+        "**Not re-run on the fixed protocol yet.** The figures below are v0.1's "
+        f"([{BEFORE.name}]({BEFORE.name})), on the old protocol; they are replaced when the "
+        "runs of this table are in the runs root.",
+        "",
+        "| run | seeds | " + " | ".join(metrics) + " |",
+        "|---|---:|" + "---:|" * len(metrics),
+    ]
+    for command in commands:
+        cells = []
+        seeds = ""
+        for metric in metrics:
+            fig = figures.get((table.experiment, command, metric))
+            if fig is None:
+                cells.append("-")
+                continue
+            seeds = str(fig.seeds)
+            cells.append(f"{fig.mean:.4f} ± {fig.std:.4f}" if fig.seeds > 1 else f"{fig.mean:.4f}")
+        lines.append(f"| `{command}` | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""])
+
+
 def _command(overrides: tuple[str, ...], seeds: list[str]) -> str:
     return f"gnnrec-train -m {' '.join(overrides)} seed={','.join(sorted(seeds, key=int))}"
 
@@ -274,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
             {r.path for r in runs if f"experiment={table.experiment}" in r.overrides},
         )
         if not dirs:
-            print(f"no runs of experiment={table.experiment} under {args.root}; skipped")
+            print(f"no runs of experiment={table.experiment} under {args.root}: v0.1 figures kept")
+            parts.append(not_rerun_markdown(table, before))
             continue
         parts.append(section(table, dirs, args.figures, before))
     text = "\n".join(parts)
