@@ -174,6 +174,21 @@ class RankingTask:
         """``[n]`` number of ground-truth items of every user."""
         return self.truth_indptr.diff()
 
+    def num_negative_candidates(self) -> Tensor:
+        """``[n]`` candidates of every user that are neither truth nor masked.
+
+        The pool the sampled protocol draws negatives from; a user with 0 has none.
+        """
+        m = self.num_candidates
+        keys = torch.cat(
+            [
+                _csr_rows(self.truth_indptr) * m + self.truth_indices,
+                _csr_rows(self.exclude_indptr) * m + self.exclude_indices,
+            ]
+        )
+        rows = torch.div(_sorted_unique(keys), m, rounding_mode="floor")
+        return m - torch.bincount(rows, minlength=self.num_users)
+
     @classmethod
     def from_pairs(
         cls,
