@@ -54,6 +54,7 @@ SCHEMA: dict[str, Any] = {
     "device": str,
     "optimized_metric": str | None,
     "test_curve_every": Annotated[int, AtLeast(0)],
+    "overwrite": bool,
     "paths.root_dir": str,
     "paths.data_dir": str,
     "paths.cache_dir": str,
