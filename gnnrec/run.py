@@ -2,8 +2,8 @@
 
 The command line (:mod:`gnnrec.cli`), tests and notebooks all call :func:`run`.
 Everything a config can get wrong is checked before any data is loaded
-(:func:`check_config`): missing values, the monitored key, and whether the model,
-loss and sampler can train together.
+(:func:`check_config`): missing values, every value's type, the settings' ranges, the
+monitored key, and whether the model, loss and sampler can train together.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gnnrec.config_check import check_types
 from gnnrec.data.cache import load_dataset
 from gnnrec.data.fingerprint import data_fingerprint, split_fingerprint
 from gnnrec.data.knowledge import knowledge_graph
+from gnnrec.data.preprocess import check_preprocess_options
 from gnnrec.data.schema import InteractionData
-from gnnrec.data.split import Split, split_interactions
+from gnnrec.data.split import Split, check_split_options, split_interactions
 from gnnrec.errors import ConfigError
 from gnnrec.evaluate.evaluator import RankingTask
 from gnnrec.evaluate.protocol import Protocol
@@ -64,7 +66,15 @@ def check_config(cfg: DictConfig) -> None:
 
     * a mandatory value left unset (``???``), named by the key the user sets
       (``data.path``, not an interpolation that reads it);
-    * ``optimized_metric`` that is not a validation key the protocol computes;
+    * every value against the type hint of what consumes it
+      (:func:`gnnrec.config_check.check_types`: ``trainer.max_epochs=abc: expected an
+      integer``);
+    * ranges and choices, by the code that owns them: the trainer, protocol, loss, data
+      source and tracker are built (they read no data), the ``data.split``,
+      ``data.preprocess`` and sampler settings checked;
+    * ``trainer.monitor`` set by hand (``optimized_metric`` is the one key);
+    * ``optimized_metric`` that is not a validation key the protocol computes, or that
+      needs validation rows the data's own split lacks (the LightGCN files);
     * a model, loss and sampler that cannot train together (:func:`check_training`).
 
     Raises:
@@ -76,16 +86,37 @@ def check_config(cfg: DictConfig) -> None:
             f"missing value(s) for {', '.join(missing)}; set them on the command line, "
             f"e.g. {missing[0]}=..."
         )
+    check_types(cfg)
+    if cfg.trainer.get("monitor") is not None:
+        raise ConfigError(
+            f"trainer.monitor={cfg.trainer.monitor} is set from optimized_metric; set "
+            f"optimized_metric={cfg.trainer.monitor} instead"
+        )
+    _instantiate(cfg.trainer)
+    _instantiate(cfg.data.source)
+    _instantiate(cfg.tracker)
+    try:
+        check_split_options(**OmegaConf.to_container(cfg.data.split, resolve=True))
+        check_preprocess_options(**OmegaConf.to_container(cfg.data.preprocess, resolve=True))
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     protocol = _protocol(cfg)
     requested = cfg.get("optimized_metric")
     if requested is not None:
-        protocol.monitor_key(requested, has_validation=True)
+        protocol.monitor_key(requested, has_validation=_may_have_validation(cfg))
     model_cls = get_class(cfg.model._target_)
     if getattr(model_cls, "trains", True):
         try:
             check_training(model_cls, _instantiate(cfg.loss), _instantiate(cfg.sampler))
         except ValueError as err:
             raise ConfigError(str(err)) from err
+
+
+def _may_have_validation(cfg: DictConfig) -> bool:
+    """``False`` when the data's own split is used and is known to have no val rows."""
+    source = get_class(cfg.data.source._target_)
+    uses_own_split = cfg.data.split.get("fixed", "auto") in (True, "auto")
+    return not (uses_own_split and getattr(source, "has_validation", None) is False)
 
 
 def _missing_keys(node, prefix: str = "") -> list[str]:
@@ -290,13 +321,15 @@ class RunSetup:
         return bool(self.tasks["val"])
 
 
-def prepare(cfg: DictConfig, device: torch.device | str = "cpu") -> RunSetup:
+def prepare(cfg: DictConfig, device: torch.device | str = "cpu", check: bool = True) -> RunSetup:
     """Check the config, load and split the data, build the model and the ranking tasks.
 
     The model is on ``device`` with its initial weights (seeded by the caller).
+    ``check=False`` skips :func:`check_config` for a caller that has just run it.
     """
     t_start = time.perf_counter()
-    check_config(cfg)
+    if check:
+        check_config(cfg)
     data, split = load_split(cfg)
     log.info("split %s", split.summary())
     train = training_data(cfg, data, split)
@@ -314,6 +347,21 @@ def prepare(cfg: DictConfig, device: torch.device | str = "cpu") -> RunSetup:
         monitor=monitor_key(cfg, has_validation=bool(tasks["val"])),
         time_s=time.perf_counter() - t_start,
     )
+
+
+def _warn_unvalidated_epochs(max_epochs: int, eval_every: int) -> None:
+    """Warn when the last epochs train but are never validated, so never selected."""
+    last = max_epochs // eval_every * eval_every
+    if last < max_epochs:
+        log.warning(
+            "trainer.max_epochs=%d is not a multiple of trainer.eval_every=%d: the last %d "
+            "epoch(s) train but are never validated, so they cannot be selected (best_epoch "
+            "is at most %d)",
+            max_epochs,
+            eval_every,
+            max_epochs - last,
+            last - 1,
+        )
 
 
 def _embeddings(model: Recommender) -> tuple[torch.Tensor, torch.Tensor]:
@@ -339,6 +387,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         plus ``best_epoch``, timings and ``config_fingerprint`` (a string).
     """
     t_start = time.perf_counter()
+    check_config(cfg)  # before anything reads a value: the seed, the trainer, the data
     fingerprint = config_fingerprint(cfg)
     out = Path(output_dir if output_dir is not None else cfg.paths.output_dir)
     resume = cfg.trainer.get("resume")
@@ -347,11 +396,13 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
     set_deterministic(cfg.deterministic)
 
     trainer = _instantiate(cfg.trainer)
-    setup = prepare(cfg, trainer.device)  # checks the config before loading anything
+    setup = prepare(cfg, trainer.device, check=False)
     clear_run_folder(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     data, model, protocol, tasks = setup.data, setup.model, setup.protocol, setup.tasks
     trainer.monitor = setup.monitor
+    if setup.monitor is not None and model.trainable:
+        _warn_unvalidated_epochs(trainer.max_epochs, trainer.eval_every)
 
     def validate(m: Recommender) -> dict[str, float]:
         return protocol.evaluate("val", tasks["val"], *_embeddings(m))

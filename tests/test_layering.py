@@ -3,8 +3,9 @@
 Stages in order: data -> features -> models (with the graph operators of nn) -> train
 -> evaluate -> track. Utilities (``gnnrec.errors``, which imports nothing, then
 ``gnnrec.utils`` and ``gnnrec.keys``) come before all of them; ``run``, ``api``, ``cli``,
-``demo``, ``embed``, ``report`` and ``config`` wire the stages and may import any. The check reads every module's imports,
-including those inside functions, with ``ast``.
+``demo``, ``embed``, ``report``, ``config`` and ``config_check`` wire the stages and may
+import any. The check reads every module's imports, including those inside functions,
+with ``ast``.
 """
 
 import ast

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -44,10 +44,12 @@ from gnnrec.data.schema import (
     validate_tables,
 )
 
-__all__ = ["preprocess"]
+__all__ = ["check_preprocess_options", "preprocess"]
 
-ON_MISSING_ITEM = ("error", "drop")
-DEDUP = ("last", "first")
+OnMissingItem = Literal["error", "drop"]
+Dedup = Literal["last", "first"]
+ON_MISSING_ITEM = get_args(OnMissingItem)
+DEDUP = get_args(Dedup)
 
 
 # ------------------------------------------------------------------------ preprocess
@@ -58,8 +60,8 @@ def preprocess(
     *,
     rating_threshold: float | None = None,
     kcore: int = 0,
-    dedup: str = "last",
-    on_missing_item: str = "error",
+    dedup: Dedup = "last",
+    on_missing_item: OnMissingItem = "error",
 ) -> InteractionData:
     """Clean raw tables and give users, items and domains contiguous ids.
 
@@ -82,7 +84,7 @@ def preprocess(
         DataError: Bad data, or nothing left after filtering.
         ValueError: An unknown option value.
     """
-    _check_options(rating_threshold, kcore, dedup, on_missing_item)
+    check_preprocess_options(rating_threshold, kcore, dedup, on_missing_item)
     validate_tables(tables, check_items=False)
     inter = tables.interactions.reset_index(drop=True)
     domains = sorted(set(inter["domain"].astype(str)) | set(tables.items["domain"].astype(str)))
@@ -136,9 +138,13 @@ def _check_domains_left(
     )
 
 
-def _check_options(
-    rating_threshold: float | None, kcore: int, dedup: str, on_missing_item: str
+def check_preprocess_options(
+    rating_threshold: float | None = None,
+    kcore: int = 0,
+    dedup: str = "last",
+    on_missing_item: str = "error",
 ) -> None:
+    """Raise ``ValueError`` naming ``data.preprocess.<key>`` for a value that cannot work."""
     if on_missing_item not in ON_MISSING_ITEM:
         raise ValueError(
             f"data.preprocess.on_missing_item must be one of {ON_MISSING_ITEM}, "

@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from gnnrec.data.schema import DataError, InteractionData, check_timestamps
 
-__all__ = ["Split", "split_interactions", "GROUPS"]
+__all__ = ["Split", "check_split_options", "split_interactions", "GROUPS"]
 
 GROUPS = ("warm", "cold", "zero_shot")
 
@@ -103,7 +104,7 @@ def split_interactions(
     *,
     cold_fraction: float = 0.2,
     min_interactions: int = 3,
-    fixed: bool | str = "auto",
+    fixed: bool | Literal["auto"] = "auto",
     zero_shot: bool = False,
     seed: int = 0,
 ) -> Split:
@@ -126,13 +127,7 @@ def split_interactions(
         DataError: An unknown target domain, an incomplete ``timestamp`` column, or no
             test user.
     """
-    if not 0.0 <= cold_fraction < 1.0:
-        raise ValueError(f"data.split.cold_fraction must be in [0, 1), got {cold_fraction}")
-    if min_interactions < 3:
-        raise ValueError(
-            f"data.split.min_interactions must be >= 3 (one train, one val, one test item), "
-            f"got {min_interactions}"
-        )
+    check_split_options(cold_fraction, min_interactions, fixed)
     if target_domain is None:
         if len(data.domains) != 1:
             raise DataError(
@@ -210,6 +205,25 @@ def split_interactions(
     if len(val) == 0:
         warnings.warn("the split has no validation rows; early stopping is disabled", stacklevel=2)
     return Split(train, val, test, target_domain, target)
+
+
+def check_split_options(
+    cold_fraction: float = 0.2, min_interactions: int = 3, fixed: bool | str = "auto", **_
+) -> None:
+    """Raise ``ValueError`` naming ``data.split.<key>`` for a setting that cannot work.
+
+    Called with the ``data.split`` settings before any data is loaded; other keys
+    (``seed``) are ignored.
+    """
+    if not 0.0 <= cold_fraction < 1.0:
+        raise ValueError(f"data.split.cold_fraction must be in [0, 1), got {cold_fraction}")
+    if min_interactions < 3:
+        raise ValueError(
+            f"data.split.min_interactions must be >= 3 (one train, one val, one test item), "
+            f"got {min_interactions}"
+        )
+    if fixed not in (True, False, "auto"):
+        raise ValueError(f"data.split.fixed must be auto, true or false, got {fixed!r}")
 
 
 def _time(inter: pd.DataFrame) -> np.ndarray:

@@ -174,6 +174,21 @@ class RankingTask:
         """``[n]`` number of ground-truth items of every user."""
         return self.truth_indptr.diff()
 
+    def num_negative_candidates(self) -> Tensor:
+        """``[n]`` candidates of every user that are neither truth nor masked.
+
+        The pool the sampled protocol draws negatives from; a user with 0 has none.
+        """
+        m = self.num_candidates
+        keys = torch.cat(
+            [
+                _csr_rows(self.truth_indptr) * m + self.truth_indices,
+                _csr_rows(self.exclude_indptr) * m + self.exclude_indices,
+            ]
+        )
+        rows = torch.div(_sorted_unique(keys), m, rounding_mode="floor")
+        return m - torch.bincount(rows, minlength=self.num_users)
+
     @classmethod
     def from_pairs(
         cls,
@@ -316,17 +331,17 @@ class Evaluator:
         unknown = [name for name in self.metrics if name not in METRIC_NAMES]
         if unknown:
             raise ValueError(
-                f"unknown metric(s) {unknown}; choose from {list(METRIC_NAMES)} "
+                f"eval.metrics has unknown metric(s) {unknown}; choose from {list(METRIC_NAMES)} "
                 "(gnnrec.evaluate.metrics.METRICS)"
             )
         if not self.ks or min(self.ks) <= 0:
-            raise ValueError(f"ks must be positive integers, got {list(ks)}")
+            raise ValueError(f"eval.ks must be positive integers, got {list(ks)}")
         if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise ValueError(f"eval.batch_size must be positive, got {batch_size}")
         if self.sampled_negatives < 0:
-            raise ValueError(f"sampled_negatives must be >= 0, got {sampled_negatives}")
+            raise ValueError(f"eval.sampled_negatives must be >= 0, got {sampled_negatives}")
         if self.sampled_negatives and (not self.sampled_ks or min(self.sampled_ks) <= 0):
-            raise ValueError(f"sampled_ks must be positive integers, got {list(sampled_ks)}")
+            raise ValueError(f"eval.sampled_ks must be positive integers, got {list(sampled_ks)}")
 
     def __repr__(self) -> str:
         sampled = (

@@ -81,9 +81,34 @@ class Protocol:
         return names
 
     def tasks(self, split: Split, item_domain: np.ndarray) -> dict[str, dict[str, RankingTask]]:
-        """``{"val": {task: RankingTask}, "test": {...}}`` over the whole target catalogue."""
+        """``{"val": {task: RankingTask}, "test": {...}}`` over the whole target catalogue.
+
+        Raises:
+            ConfigError: With the sampled protocol on, a user of a task has no candidate
+                left to draw negatives from (every candidate is held out or masked); the
+                message names ``eval.sampled_negatives`` (and ``eval.tasks``).
+        """
         built = split_tasks(split, item_domain)
-        return {s: {n: t for n, t in built[s].items() if n in self.task_names} for s in built}
+        tasks = {s: {n: t for n, t in built[s].items() if n in self.task_names} for s in built}
+        if self.evaluator.sampled_negatives:
+            for split_name, named in tasks.items():
+                for name, task in named.items():
+                    self._check_sampled(split_name, name, task)
+        return tasks
+
+    def _check_sampled(self, split: str, name: str, task: RankingTask) -> None:
+        empty = (task.num_negative_candidates() == 0).nonzero().flatten()
+        if not empty.numel():
+            return
+        user = int(task.users[empty[0]])
+        hint = f", or remove {name} from eval.tasks" if name != MAIN else ""
+        raise ConfigError(
+            f"eval.sampled_negatives={self.evaluator.sampled_negatives}: {empty.numel()} of "
+            f"the {task.num_users} users of the {split} {name} task (e.g. user index {user}) "
+            f"have no candidate to draw negatives from: each of the {task.num_candidates} "
+            f"candidate items is held out or masked for them; set eval.sampled_negatives=0"
+            f"{hint}"
+        )
 
     def evaluate(
         self,

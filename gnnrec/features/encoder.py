@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # gnnrec's pooling names -> sentence-transformers' ``Pooling(pooling_mode=...)``
 POOLINGS = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+Pooling = Literal["mean", "cls", "last_token"]  # the keys of POOLINGS
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]  # auto or a key of DTYPES
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 SETTINGS_SUFFIXES = (".json", ".txt", ".model", ".tiktoken")
 CODE_SUFFIXES = (".py",)
@@ -128,11 +130,11 @@ class TextEncoder:
     def __init__(
         self,
         model: str = "minilm",
-        pooling: str | None = None,
+        pooling: Pooling | None = None,
         normalize: bool | None = None,
         max_length: int | None = None,
         batch_size: int = 256,
-        dtype: str = "auto",
+        dtype: Dtype = "auto",
         device: str = "auto",
         trust_remote_code: bool = False,
         revision: str | None = None,

@@ -7,7 +7,7 @@ IJCAI 2017. https://doi.org/10.24963/ijcai.2017/343
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,9 @@ from gnnrec.models.cross_domain import source_target_split
 
 __all__ = ["EMCDR"]
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+MappingKind = Literal["mlp", "linear"]
+Activation = Literal["tanh", "sigmoid"]
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
 class EMCDR(Recommender):
@@ -101,10 +103,10 @@ class EMCDR(Recommender):
         train_users: Tensor,
         train_items: Tensor,
         embedding_dim: int = 64,
-        mapping: str = "mlp",
+        mapping: MappingKind = "mlp",
         hidden_dim: int = 128,
         num_hidden_layers: int = 1,
-        activation: str = "tanh",
+        activation: Activation = "tanh",
         init_std: float = 0.1,
         mapping_weight: float = 1.0,
         mapping_l2: float = 0.0,

@@ -7,6 +7,7 @@ Potentials" (AlphaRec), 2024. https://arxiv.org/abs/2407.05441
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,8 @@ from gnnrec.nn import LayerMeanPropagation
 
 __all__ = ["LightGCNText", "mean_item_embedding", "user_text_input"]
 
-USER_INPUTS = ("mean", "profile")
+UserInput = Literal["mean", "profile"]
+USER_INPUTS = get_args(UserInput)
 
 
 def mean_item_embedding(
@@ -121,7 +123,7 @@ class LightGCNText(Recommender):
         train_users: Tensor,
         train_items: Tensor,
         user_profiles: Callable[[], Tensor] | None = None,
-        user_input: str = "mean",
+        user_input: UserInput = "mean",
         embedding_dim: int = 64,
         hidden_dim: int = 256,
         num_layers: int = 2,

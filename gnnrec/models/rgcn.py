@@ -6,7 +6,7 @@ ESWC 2018. https://arxiv.org/abs/1703.06103
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,8 @@ from gnnrec.nn.relational import RelationalOperator, relational_conv
 
 __all__ = ["RGCN"]
 
-DECODERS = ("dot", "distmult")
+Decoder = Literal["dot", "distmult"]
+DECODERS = get_args(Decoder)
 
 
 class RGCN(Recommender):
@@ -138,7 +139,7 @@ class RGCN(Recommender):
         num_blocks: int | None = None,
         root_weight: bool = True,
         residual: bool = False,
-        decoder: str = "dot",
+        decoder: Decoder = "dot",
         dropout: float = 0.0,
         init_std: float = 0.1,
         mask_supervision: bool = True,

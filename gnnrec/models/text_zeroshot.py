@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gnnrec.models.base import Recommender
-from gnnrec.models.lightgcn_text import user_text_input
+from gnnrec.models.lightgcn_text import UserInput, user_text_input
 
 __all__ = ["TextZeroShot"]
 
@@ -48,7 +48,7 @@ class TextZeroShot(Recommender):
         train_users: Tensor,
         train_items: Tensor,
         user_profiles: Callable[[], Tensor] | None = None,
-        user_input: str = "mean",
+        user_input: UserInput = "mean",
     ) -> None:
         super().__init__()
         self.user_input = user_input

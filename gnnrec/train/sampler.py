@@ -18,13 +18,15 @@ Configs: ``conf/sampler/`` (``sampler=domain|uniform|popularity|in_batch``; ``K`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 __all__ = ["InBatchSampler", "NegativeSampler", "SCOPES"]
 
-SCOPES = ("domain", "all")
+Scope = Literal["domain", "all"]
+SCOPES = get_args(Scope)
 
 
 class _Pairs:
@@ -132,21 +134,13 @@ class NegativeSampler(_Pairs):
         item_domain: Tensor,
         item_counts: Tensor | None = None,
         num_negatives: int = 1,
-        scope: str = "domain",
+        scope: Scope = "domain",
         popularity_alpha: float = 0.0,
         seed: int = 0,
         max_rounds: int = 10,
     ) -> None:
         super().__init__(train_users, train_items, seed)
-        if scope not in SCOPES:
-            raise ValueError(f"sampler.scope must be one of {SCOPES}, got {scope!r}")
-        if int(num_negatives) < 1:
-            raise ValueError(
-                f"sampler.num_negatives must be >= 1, got {num_negatives} "
-                "(sampler=in_batch draws none)"
-            )
-        if popularity_alpha < 0:
-            raise ValueError(f"sampler.popularity_alpha must be >= 0, got {popularity_alpha}")
+        self._check(num_negatives, scope, popularity_alpha)
         item_domain = torch.as_tensor(item_domain, dtype=torch.long)
         self.num_items = item_domain.numel()
         self.num_negatives, self.scope = int(num_negatives), scope
@@ -175,8 +169,28 @@ class NegativeSampler(_Pairs):
             self.cum_weight = torch.cumsum(weight, 0)
         self.positive_keys = torch.unique(self.users * self.num_items + self.items)
 
+    @staticmethod
+    def _check(num_negatives: int, scope: str, popularity_alpha: float) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"sampler.scope must be one of {SCOPES}, got {scope!r}")
+        if int(num_negatives) < 1:
+            raise ValueError(
+                f"sampler.num_negatives must be >= 1, got {num_negatives} "
+                "(sampler=in_batch draws none)"
+            )
+        if popularity_alpha < 0:
+            raise ValueError(f"sampler.popularity_alpha must be >= 0, got {popularity_alpha}")
+
     @classmethod
-    def declared(cls, num_negatives: int = 1, scope: str = "domain", **config) -> tuple[int, bool]:
+    def declared(
+        cls,
+        num_negatives: int = 1,
+        scope: str = "domain",
+        popularity_alpha: float = 0.0,
+        **config,
+    ) -> tuple[int, bool]:
+        """Also checks the settings (``ValueError`` naming ``sampler.<key>``)."""
+        cls._check(num_negatives, scope, popularity_alpha)
         return int(num_negatives), scope == "all"
 
     def _is_positive(self, users: Tensor, items: Tensor) -> Tensor:

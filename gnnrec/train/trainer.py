@@ -32,6 +32,22 @@ RESUME_MISMATCH = ("error", "allow")
 """Choices of ``trainer.resume_mismatch``."""
 
 
+def _check_limit(limit: int | float | None) -> None:
+    """Raise unless ``trainer.limit_train_batches`` trains something: a count or a fraction."""
+    if limit is None:
+        return
+    if isinstance(limit, float):
+        if not 0.0 < limit <= 1.0:
+            raise ValueError(
+                f"trainer.limit_train_batches as a fraction must be in (0, 1], got {limit}"
+            )
+    elif limit < 1:
+        raise ValueError(
+            f"trainer.limit_train_batches must be a count >= 1, a fraction in (0, 1] or null "
+            f"(all batches), got {limit}; {limit} batches would train nothing"
+        )
+
+
 @dataclass
 class FitResult:
     """What :meth:`Trainer.fit` returns.
@@ -68,10 +84,11 @@ class Trainer:
         monitor: Validation metric key to maximise, e.g. ``"val/all/ndcg@20"``; the run
             sets it from ``optimized_metric`` (one key for both). ``None``: no model
             selection (the last epoch is kept).
-        eval_every: Validate every this many epochs.
-        limit_train_batches: Steps per epoch: an int count or a float fraction; ``None``
-            for all.
-        fast_dev_run: One epoch of one batch, for smoke tests.
+        eval_every: Validate every this many epochs; at most ``max_epochs``, or no
+            epoch would be validated.
+        limit_train_batches: Steps per epoch: an int count (>= 1) or a float fraction
+            in (0, 1]; ``None`` for all.
+        fast_dev_run: One epoch of one batch, validated, for smoke tests.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         precision: ``"auto"`` (bf16 mixed on CUDA, else fp32), ``"32"``, ``"bf16-mixed"``
             or ``"16-mixed"``.
@@ -107,10 +124,21 @@ class Trainer:
     ) -> None:
         if max_time_min is not None and max_time_min <= 0:
             raise ValueError(f"trainer.max_time_min must be positive or null, got {max_time_min}")
-        if max_epochs < 1 or batch_size < 1 or eval_every < 1:
+        for key, value in (
+            ("max_epochs", max_epochs),
+            ("batch_size", batch_size),
+            ("eval_every", eval_every),
+        ):
+            if value < 1:
+                raise ValueError(f"trainer.{key} must be >= 1, got {value}")
+        if patience < 0:
+            raise ValueError(f"trainer.patience must be >= 0 (0: never stop early), got {patience}")
+        _check_limit(limit_train_batches)
+        if eval_every > max_epochs and not fast_dev_run:
             raise ValueError(
-                "trainer.max_epochs, trainer.batch_size and trainer.eval_every must be >= 1, "
-                f"got {max_epochs}, {batch_size}, {eval_every}"
+                f"trainer.eval_every={eval_every} is greater than trainer.max_epochs={max_epochs}: "
+                "no epoch would be validated, so no model could be selected; set "
+                f"trainer.eval_every to at most {max_epochs}"
             )
         if resume_mismatch not in RESUME_MISMATCH:
             raise ValueError(
@@ -121,7 +149,7 @@ class Trainer:
         self.batch_size = batch_size
         self.patience = patience
         self.monitor = monitor
-        self.eval_every = eval_every
+        self.eval_every = 1 if fast_dev_run else eval_every
         self.limit_train_batches = 1 if fast_dev_run else limit_train_batches
         self.device = resolve_device(device, key="device")
         self.autocast_dtype, use_scaler = resolve_precision(precision, self.device)

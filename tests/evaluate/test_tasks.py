@@ -121,3 +121,25 @@ def test_knowing_which_items_are_new_is_worth_nothing_among_cold_items_only():
     # among the 20 cold items both are random: 10/20, the same
     assert results[False][1] == pytest.approx(10 / 20, abs=0.06)
     assert results[True][1] == pytest.approx(results[False][1], abs=1e-12)
+
+
+def test_sampled_protocol_without_negatives_for_a_user_fails_when_tasks_are_built():
+    # Among the cold items {4, 6} only, test users 0 and 2 have each one masked or held
+    # out: no negative is left to sample, which crashed the test evaluation after training.
+    # Main task: 5 candidates less truth and masks (user 0: 6 / 2, 4; user 1: 5 / 3; user 2:
+    # 6, 4).
+    from gnnrec.errors import ConfigError
+    from gnnrec.evaluate import Protocol
+
+    split, item_domain = _split()
+    assert Protocol(sampled_negatives=0).tasks(split, item_domain)["test"]["cold_item_only"]
+    with pytest.raises(ConfigError) as info:
+        Protocol(sampled_negatives=2).tasks(split, item_domain)
+    assert str(info.value) == (
+        "eval.sampled_negatives=2: 2 of the 2 users of the test cold_item_only task (e.g. user "
+        "index 0) have no candidate to draw negatives from: each of the 2 candidate items is "
+        "held out or masked for them; set eval.sampled_negatives=0, or remove cold_item_only "
+        "from eval.tasks"
+    )
+    tasks = Protocol(sampled_negatives=2, tasks=["main", "cold_item"]).tasks(split, item_domain)
+    assert tasks["test"]["main"].num_negative_candidates().tolist() == [2, 3, 3]

@@ -51,8 +51,8 @@ class FolderSource(Source):
 
     Args:
         path: The folder.
-        domains: Domains to read; ``None`` reads every ``*.inter.csv`` /
-            ``*.inter.parquet`` in the folder.
+        domains: Domains to read (one name is one domain, not its letters); ``None``
+            reads every ``*.inter.csv`` / ``*.inter.parquet`` in the folder.
         file_format: ``"csv"``, ``"parquet"`` or ``"auto"`` (whichever exists per file;
             csv when both do).
         config_key: Config path of these options, named in error messages
@@ -62,7 +62,7 @@ class FolderSource(Source):
     def __init__(
         self,
         path: str | Path,
-        domains: Sequence[str] | None = None,
+        domains: str | Sequence[str] | None = None,
         file_format: str = "auto",
         config_key: str = DEFAULT_CONFIG_KEY,
     ) -> None:
@@ -72,6 +72,8 @@ class FolderSource(Source):
                 f"{self.key('file_format')} must be one of {FILE_FORMATS}, got {file_format!r}"
             )
         self.path = Path(path).expanduser().resolve()
+        if isinstance(domains, str):
+            domains = [domains]
         self.domains = None if domains is None else [str(d) for d in domains]
         self.file_format = file_format
 

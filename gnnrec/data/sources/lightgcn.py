@@ -38,7 +38,8 @@ class LightGCNSource(Source):
 
     The result has one domain and a ``split`` column (``"train"``/``"test"``) that the
     split step uses as given. The items table (the items that occur in either file) has
-    no text; there are no timestamps.
+    no text; there are no timestamps. ``has_validation`` is ``False``: the run knows
+    before reading the files that an explicit validation ``optimized_metric`` cannot work.
 
     Args:
         path: The folder.
@@ -47,6 +48,7 @@ class LightGCNSource(Source):
     """
 
     SPLIT_FILES = (("train", "train.txt"), ("test", "test.txt"))
+    has_validation = False  # the split column, used as given, has no val rows
 
     def __init__(
         self, path: str | Path, domain: str = "gowalla", config_key: str = DEFAULT_CONFIG_KEY
