@@ -150,7 +150,8 @@ def evaluate(
         tolerance: Absolute tolerance of the check.
 
     Returns:
-        The recomputed ``test/...`` metrics.
+        The recomputed ``test/...`` metrics, with the group records ``run`` adds
+        (``num_users`` 0 of an expected empty group, ``same_as`` of a repeat).
     """
     import json
 
@@ -182,24 +183,38 @@ def evaluate(
         emb = model()
     rows: list[pd.DataFrame] = []
     metrics = setup.protocol.evaluate("test", setup.tasks["test"], *emb, per_user=rows)
+    for flag in setup.group_flags:  # as run() records them: empty groups, repeats
+        if flag.split == "test":
+            metrics.update(flag.records())
     saved_path = run_dir / "metrics.json"
     if check and saved_path.is_file():
         saved = json.loads(saved_path.read_text())
         diff = {
             k: (saved[k], v)
             for k, v in metrics.items()
-            if k in saved and not abs(saved[k] - v) <= tolerance
+            if k in saved and _differs(saved[k], v, tolerance)
         }
         if diff:
             key, (old, new) = next(iter(diff.items()))
             raise ValueError(
                 f"{run_dir}: re-evaluation does not reproduce metrics.json ({len(diff)} keys "
-                f"differ, e.g. {key}: saved {old:.6f}, recomputed {new:.6f}); the code, config "
-                "defaults or data changed since the run"
+                f"differ, e.g. {key}: saved {_show(old)}, recomputed {_show(new)}); the code, "
+                "config defaults or data changed since the run"
             )
     per_user = per_user_frame(rows, setup.data, setup.split)
     atomic_write(run_dir / "per_user.parquet", lambda tmp: per_user.to_parquet(tmp, index=False))
     return metrics
+
+
+def _differs(saved: object, new: object, tolerance: float) -> bool:
+    """Numbers further apart than ``tolerance``; anything else (a group name) unequal."""
+    if isinstance(saved, int | float) and isinstance(new, int | float):
+        return not abs(saved - new) <= tolerance
+    return saved != new
+
+
+def _show(value: object) -> str:
+    return f"{value:.6f}" if isinstance(value, float) else repr(value)
 
 
 def _evaluate_main(argv: Sequence[str] | None = None) -> None:

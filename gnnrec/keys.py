@@ -2,8 +2,11 @@
 
 Every number gnnrec writes (``metrics.json``, ``history.json``, W&B, reports) is keyed
 ``"<split>/<group>/<metric>@<k>"``, e.g. ``test/cold/ndcg@20``; the size of a group is
-``"<split>/<group>/num_users"``. Build keys with :func:`metric_key` and read them with
-:func:`parse_metric_key`; no other module spells a key out.
+``"<split>/<group>/num_users"`` (0 for a group the split's settings call for that got no
+user); a group that repeats another (the same users, held-out items and candidates, e.g.
+``warm`` on single-domain data, where every user is warm) records
+``"<split>/<group>/same_as"``, the name of that group. Build keys with :func:`metric_key`
+and read them with :func:`parse_metric_key`; no other module spells a key out.
 
 Groups:
 
@@ -28,9 +31,11 @@ __all__ = [
     "COLD",
     "COLD_ITEM",
     "COLD_ITEM_ONLY",
+    "FEW_USERS",
     "GROUPS",
     "HEADLINE_METRICS",
     "NUM_USERS",
+    "SAME_AS",
     "SPLITS",
     "USER_GROUPS",
     "WARM",
@@ -50,6 +55,10 @@ GROUPS = (*USER_GROUPS, ALL, COLD_ITEM, COLD_ITEM_ONLY)
 HEADLINE_METRICS = (("ndcg", 20), ("recall", 20))
 """``(metric, k)`` pairs tables and the demo show first."""
 NUM_USERS = "num_users"
+SAME_AS = "same_as"
+FEW_USERS = 30
+"""A group with fewer users is flagged: warned at run time, marked in the report's tests
+(its mean rests on so few users that differences between runs are mostly noise)."""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from gnnrec.data.schema import InteractionData
 from gnnrec.data.split import Split, check_split_options, split_interactions
 from gnnrec.errors import ConfigError
 from gnnrec.evaluate.evaluator import RankingTask
-from gnnrec.evaluate.protocol import Protocol
+from gnnrec.evaluate.protocol import GroupFlag, Protocol, flag_groups
 from gnnrec.evaluate.tasks import MAIN
 from gnnrec.features import encode_cached, item_embeddings, user_profiles
 from gnnrec.models.base import Recommender, TrainingData, build_from_data
@@ -303,8 +303,10 @@ def per_user_frame(rows: list[pd.DataFrame], data: InteractionData, split: Split
 class RunSetup:
     """Everything a run builds before training.
 
-    ``tasks`` is ``{"val": {task: RankingTask}, "test": {...}}``; ``time_s`` the seconds
-    this took (data, split, text features the model needs, model): ``time/data_s``.
+    ``tasks`` is ``{"val": {task: RankingTask}, "test": {...}}``; ``group_flags`` the
+    groups of both splits whose metrics are easy to misread (:func:`flag_groups`, logged
+    by :func:`prepare`); ``time_s`` the seconds this took (data, split, text features
+    the model needs, model): ``time/data_s``.
     """
 
     data: InteractionData
@@ -315,6 +317,7 @@ class RunSetup:
     tasks: dict[str, dict[str, RankingTask]]
     monitor: str | None
     time_s: float
+    group_flags: list[GroupFlag]
 
     @property
     def has_validation(self) -> bool:
@@ -326,6 +329,12 @@ def prepare(cfg: DictConfig, device: torch.device | str = "cpu", check: bool = T
 
     The model is on ``device`` with its initial weights (seeded by the caller).
     ``check=False`` skips :func:`check_config` for a caller that has just run it.
+
+    Groups whose metrics are easy to misread (:func:`flag_groups`: empty though the
+    split calls for them, a repeat of another group, fewer than
+    :data:`gnnrec.keys.FEW_USERS` users) are logged, each naming the group and its user
+    count: as warnings for the test split, whose numbers are reported, and at info level
+    for the validation split.
     """
     t_start = time.perf_counter()
     if check:
@@ -337,6 +346,9 @@ def prepare(cfg: DictConfig, device: torch.device | str = "cpu", check: bool = T
     log.info("model %s", model)
     protocol = _protocol(cfg)
     tasks = protocol.tasks(split, data.item_domain)
+    flags = [f for name in tasks for f in flag_groups(tasks[name], name, split.expected_groups)]
+    for flag in flags:
+        log.log(logging.WARNING if flag.split == "test" else logging.INFO, flag.message())
     return RunSetup(
         data=data,
         split=split,
@@ -346,6 +358,7 @@ def prepare(cfg: DictConfig, device: torch.device | str = "cpu", check: bool = T
         tasks=tasks,
         monitor=monitor_key(cfg, has_validation=bool(tasks["val"])),
         time_s=time.perf_counter() - t_start,
+        group_flags=flags,
     )
 
 
@@ -384,6 +397,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
 
     Returns:
         The ``metrics.json`` contents: flat metrics ``"<split>/<group>/<metric>@<k>"``
+        and ``"<split>/<group>/num_users"`` (0 for an expected group without users),
+        ``"<split>/<group>/same_as"`` (a group's name) for a group that repeats another,
         plus ``best_epoch``, timings and ``config_fingerprint`` (a string).
     """
     t_start = time.perf_counter()
@@ -459,6 +474,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
         rows: list[pd.DataFrame] = []
         metrics.update(protocol.evaluate("test", tasks["test"], *emb, per_user=rows))
         metrics["time/test_s"] = time.perf_counter() - t0
+        for flag in setup.group_flags:  # empty groups (num_users 0) and repeats (same_as)
+            metrics.update(flag.records())
         # Test metrics per user, for paired significance tests (gnnrec-report).
         per_user = per_user_frame(rows, data, setup.split)
         atomic_write(out / "per_user.parquet", lambda tmp: per_user.to_parquet(tmp, index=False))

@@ -258,7 +258,10 @@ def test_significance_matches_independent_computation(sweep):
         if row["run"] == "model=mf loss=softmax":
             assert not any(d) and row["diff"] == 0
             assert (row["t_p"], row["wilcoxon_p"]) == (1.0, 1.0)
-            assert row["note"] == "all paired differences are zero"
+            assert row["note"] == (
+                f"all paired differences are zero; {row['n_users']} paired users, fewer than "
+                "30: too few to tell the methods apart"
+            )
             continue
         assert row["t_p"] == pytest.approx(t_test_p(d), rel=1e-9)
         assert row["wilcoxon_p"] == pytest.approx(wilcoxon_exact_p(d), rel=1e-9)
@@ -273,6 +276,59 @@ def test_significance_matches_independent_computation(sweep):
     cold = sig[(sig["run"] == "model=mf") & (sig["metric"] == "test/cold/ndcg@20")].iloc[0]
     assert cold["n_users"] == 3
     assert cold["diff"] == pytest.approx((0.09 + (-0.03 + 0.10) / 2 + (0.13 - 0.01 + 0.06) / 3) / 3)
+
+
+def single_domain_runs(root):
+    """model=pop and model=mf, seed 0, on one domain: 40 users, all warm, so warm repeats
+    all; 3 of them have a cold item."""
+    for label in ("model=pop", "model=mf"):
+        rows = []
+        for u in range(40):
+            delta = 0.002 * ((u * 37) % 11 - 4) if label == "model=mf" else 0.0
+            rows.append(("main", u, "warm", 0.01 * (u % 7) + delta))
+        for u in range(3):
+            rows.append(
+                ("cold_item", u, "cold_item", 0.1 * u + (0.01 * u if label == "model=mf" else 0))
+            )
+        frame = pd.DataFrame(rows, columns=["task", "user_idx", "group", "ndcg@20"])
+        frame.insert(2, "user_id", [f"u{u}" for u in frame["user_idx"]])
+        frame["recall@20"] = 2 * frame["ndcg@20"]
+        frame["data_fingerprint"], frame["split_fingerprint"] = "data-a", "split-0"
+        extra = {"test/warm/same_as": "all", "val/warm/same_as": "all"}
+        write_run(root / label[6:], [label, "seed=0"], frame, metrics_extra=extra)
+    return root
+
+
+def test_a_group_that_repeats_all_is_tested_once_and_small_groups_are_marked(tmp_path):
+    metrics = ["test/warm/ndcg@20", "test/all/ndcg@20", "test/cold_item/ndcg@20"]
+    rep = report([single_domain_runs(tmp_path)], baseline="model=pop", metrics=metrics)
+    sig = rep.significance
+    assert list(sig["metric"]) == metrics
+    assert list(sig["n_users"]) == [40, 40, 3]
+    assert list(sig["same_as"]) == ["test/all/ndcg@20", "", ""]
+    d_all = [0.002 * ((u * 37) % 11 - 4) for u in range(40)]
+    d_ci = [0.01 * u for u in range(3)]
+    p_all, p_ci = t_test_p(d_all), t_test_p(d_ci)
+    assert list(sig["t_p"]) == pytest.approx([p_all, p_all, p_ci], rel=1e-9)
+    # Holm over the two distinct tests, not three; the repeat shows its row's values
+    adjusted = holm_by_hand([p_all, p_ci])
+    assert list(sig["t_p_holm"]) == pytest.approx([adjusted[0], *adjusted], rel=1e-9)
+    w_adjusted = holm_by_hand(list(sig["wilcoxon_p"][1:]))
+    assert list(sig["wilcoxon_p_holm"]) == pytest.approx([w_adjusted[0], *w_adjusted])
+    assert list(sig["note"]) == [
+        "same paired per-user values as test/all/ndcg@20: tested once, there (counted once "
+        "in the Holm adjustment)",
+        "also stands for test/warm/ndcg@20 (same paired per-user values)",
+        "3 paired users, fewer than 30: too few to tell the methods apart",
+    ]
+    text = squeeze(rep.markdown())
+    assert "Holm adjustment over the 2 distinct comparisons of this table, per test" in text
+    assert rep.notes[:2] == [
+        "test/warm repeats test/all in 2 of 2 runs (the same users, held-out items and "
+        "candidates): its numbers are not a separate result",
+        "test/cold_item has fewer than 30 users in 2 of 2 runs (3 users): its means are too "
+        "noisy to rank methods by",
+    ]
 
 
 def test_holm_adjustment_skips_nan():
@@ -483,6 +539,16 @@ def test_real_runs_end_to_end(tmp_path, data_root):
     assert all_row["diff"] == pytest.approx(
         metrics["mf"]["test/all/ndcg@20"] - metrics["pop"]["test/all/ndcg@20"]
     )
+    # single-domain data: every user is warm, so test/warm repeats test/all and is tested once
+    warm_row = sig[sig["metric"] == "test/warm/ndcg@20"].iloc[0]
+    assert warm_row["same_as"] == "test/all/ndcg@20"
+    assert warm_row["t_p_holm"] == all_row["t_p_holm"]
+    assert list(sig.loc[sig["same_as"].isna(), "metric"]) == [
+        f"test/{g}/{m}"
+        for g in ("all", "cold_item", "cold_item_only")
+        for m in ("ndcg@20", "recall@20")
+    ]
+    assert "Holm adjustment over the 6 distinct comparisons" in squeeze(done.stdout)
     assert {p.name for p in out.iterdir()} >= {"summary.tex", "significance.tex", "bars.png"}
 
 

@@ -3,6 +3,13 @@
 :func:`preprocess` turns :class:`~gnnrec.data.schema.RawTables` into
 :class:`~gnnrec.data.schema.InteractionData` in a fixed order of steps:
 
+0. surrounding whitespace is stripped from user and item ids (interactions, items,
+   user profiles, item-entity links), so ``" u1"`` in one domain's file and ``"u1"`` in
+   another's are one user, and ``"i1 "`` in an interactions file matches item row
+   ``"i1"``. A warning says how many ids changed and how many of them now name the same
+   user or item as another id; ``meta["stripped_ids"]`` records the counts. An id that is
+   only whitespace, and two item rows of a domain whose ids differ only by whitespace,
+   are a :class:`~gnnrec.data.schema.DataError`;
 1. interactions whose item has no item row: error, or drop with a warning;
 2. duplicate ``(user, item)`` pairs within a domain: keep the last (or first) in time
    order (:mod:`gnnrec.data.schema`: by ``timestamp``, ties and data without a
@@ -86,6 +93,7 @@ def preprocess(
     """
     check_preprocess_options(rating_threshold, kcore, dedup, on_missing_item)
     validate_tables(tables, check_items=False)
+    tables, stripped = _strip_ids(tables)
     inter = tables.interactions.reset_index(drop=True)
     domains = sorted(set(inter["domain"].astype(str)) | set(tables.items["domain"].astype(str)))
     dropped: dict[str, int] = {}
@@ -119,7 +127,112 @@ def preprocess(
         dropped["kcore"] = before - int(keep.sum())
         dropped["kcore_items"] = int((~item_keep).sum())
         _check_domains_left(inter["domain"][keep], domains, "kcore", kcore, tables)
-    return _build(tables, inter, codes, keep, item_keep, row, dropped)
+    data = _build(tables, inter, codes, keep, item_keep, row, dropped)
+    data.meta["stripped_ids"] = stripped
+    return data
+
+
+def _stripped(values: pd.Series) -> pd.Series:
+    """``values`` as strings without surrounding whitespace (each distinct id stripped once)."""
+    codes, uniques = pd.factorize(values.astype(str))
+    clean = pd.Index(uniques).str.strip()
+    if (clean == uniques).all():
+        return values.astype(str)
+    return pd.Series(clean.take(codes), index=values.index, dtype=object)
+
+
+def _has_whitespace(values: pd.Series) -> bool:
+    """Whether an id of ``values`` has surrounding whitespace."""
+    uniques = pd.Index(pd.unique(values)).astype(str)
+    return bool((uniques.str.strip() != uniques).any())
+
+
+def _strip_column(frame: pd.DataFrame | None, column: str) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    return frame.assign(**{column: _stripped(frame[column])})
+
+
+def _whitespace_changes(raw: pd.DataFrame, kind: str, source: str) -> tuple[int, int, str]:
+    """``(changed, merged, example)`` of the distinct ids in ``raw`` (column ``id``).
+
+    ``raw`` holds every distinct id of one kind, with the columns that scope it (an item
+    is ``(domain, id)``). ``changed`` counts ids that had surrounding whitespace,
+    ``merged`` those of them that now equal another id.
+    """
+    raw = raw.drop_duplicates()
+    clean = raw.assign(id=raw["id"].str.strip())
+    changed = (clean["id"] != raw["id"]).to_numpy()
+    if not changed.any():
+        return 0, 0, ""
+    blank = changed & (clean["id"] == "").to_numpy()
+    if blank.any():
+        raise DataError(
+            f"{source}: {kind} id {raw['id'].to_numpy()[blank][0]!r} is only whitespace; "
+            "every row needs an id"
+        )
+    merged = changed & clean.duplicated(keep=False).to_numpy()
+    first = int(np.flatnonzero(merged if merged.any() else changed)[0])
+    example = f"{raw['id'].iloc[first]!r} -> {clean['id'].iloc[first]!r}"
+    return int(changed.sum()), int(merged.sum()), example
+
+
+def _strip_ids(tables: RawTables) -> tuple[RawTables, dict[str, int]]:
+    """Tables whose user and item ids have no surrounding whitespace, and the counts.
+
+    Returns:
+        The tables (unchanged objects when no id had whitespace) and
+        ``{"users": n, "items": m}``, the distinct ids that changed.
+
+    Raises:
+        DataError: An id that is only whitespace, or two item rows of one domain whose
+            ids differ only by surrounding whitespace.
+    """
+    inter, items, src = tables.interactions, tables.items, tables.source
+    columns = [inter["user"], inter["item"], items["item"]]
+    columns += [
+        t[c] for t, c in ((tables.users, "user"), (tables.item_entity, "item")) if t is not None
+    ]
+    if not any(_has_whitespace(c) for c in columns):
+        return tables, {"users": 0, "items": 0}
+    user_ids = [inter["user"]] + ([tables.users["user"]] if tables.users is not None else [])
+    users = pd.DataFrame({"id": pd.concat(user_ids, ignore_index=True).astype(str)})
+    item_rows = [inter[["domain", "item"]], items[["domain", "item"]]]
+    if tables.item_entity is not None:
+        item_rows.append(tables.item_entity[["domain", "item"]])
+    item_ids = pd.concat(item_rows, ignore_index=True).astype(str).rename(columns={"item": "id"})
+    counts = {}
+    for kind, raw, scope in (("user", users, "across domains"), ("item", item_ids, "per domain")):
+        changed, merged, example = _whitespace_changes(raw, kind, src)
+        counts[f"{kind}s"] = changed
+        if changed:
+            warnings.warn(
+                f"{src}: stripped surrounding whitespace from {changed} {kind} id(s), e.g. "
+                f"{example}; {merged} of them now name the same {kind} as another id (ids "
+                f"that differ only by surrounding whitespace are one {kind}, {scope})",
+                stacklevel=3,
+            )
+    clean_items = _strip_column(items, "item")
+    dup = clean_items.duplicated(["domain", "item"]).to_numpy()
+    if dup.any():
+        domain, item = clean_items.loc[dup, ["domain", "item"]].iloc[0]
+        rows = items.loc[
+            (clean_items["domain"] == domain).to_numpy() & (clean_items["item"] == item).to_numpy(),
+            "item",
+        ]
+        raise DataError(
+            f"{src}: item rows {rows.iloc[0]!r} and {rows.iloc[1]!r} of domain {domain!r} "
+            "differ only by surrounding whitespace, which is stripped from ids; keep one row"
+        )
+    out = RawTables(
+        interactions=_strip_column(_strip_column(inter, "user"), "item"),
+        items=clean_items,
+        users=_strip_column(tables.users, "user"),
+        kg=tables.kg,
+        item_entity=_strip_column(tables.item_entity, "item"),
+        source=src,
+    )
+    return out, counts
 
 
 def _check_domains_left(

@@ -41,10 +41,11 @@ import numpy as np
 import pandas as pd
 
 from gnnrec.data.schema import DataError, InteractionData, check_timestamps
+from gnnrec.keys import COLD, USER_GROUPS, WARM, ZERO_SHOT
 
 __all__ = ["Split", "check_split_options", "split_interactions", "GROUPS"]
 
-GROUPS = ("warm", "cold", "zero_shot")
+GROUPS = USER_GROUPS
 
 
 @dataclass
@@ -58,6 +59,10 @@ class Split:
         test: Held-out target-domain rows ``user_idx, item_idx, group``.
         target_domain: Name of the evaluated domain.
         target_domain_idx: Its index in ``InteractionData.domains``.
+        expected_groups: The user groups the split's settings call for, whether or not
+            they got users: ``("warm", "cold")`` with ``cold_fraction > 0`` on data of
+            two or more domains, ``("zero_shot",)`` for a zero-shot domain, else
+            ``("warm",)``. An expected group without users is flagged at run time.
     """
 
     train: pd.DataFrame
@@ -65,6 +70,7 @@ class Split:
     test: pd.DataFrame
     target_domain: str
     target_domain_idx: int
+    expected_groups: tuple[str, ...] = ()
 
     def users_in_group(self, split: str, group: str) -> np.ndarray:
         """Sorted unique user ids of ``group`` in ``split`` (``"val"`` or ``"test"``)."""
@@ -95,7 +101,7 @@ def _fixed_split(inter: pd.DataFrame, target: int, name: str) -> Split:
     test = _held_out(inter[in_target & (inter["split"] == "test")], "warm")
     if len(test) == 0:
         raise DataError("the data's 'split' column has no 'test' rows; cannot use it as given")
-    return Split(train, val, test, name, target)
+    return Split(train, val, test, name, target, (WARM,))
 
 
 def split_interactions(
@@ -204,7 +210,8 @@ def split_interactions(
         )
     if len(val) == 0:
         warnings.warn("the split has no validation rows; early stopping is disabled", stacklevel=2)
-    return Split(train, val, test, target_domain, target)
+    expected = (WARM, COLD) if cold_fraction > 0 and len(data.domains) > 1 else (WARM,)
+    return Split(train, val, test, target_domain, target, expected)
 
 
 def check_split_options(
@@ -273,7 +280,7 @@ def _zero_shot_split(inter: pd.DataFrame, target: int, name: str, seed: int) -> 
     val = _held_out(tgt[np.isin(tgt_users, val_users)], "zero_shot")
     test = _held_out(tgt[np.isin(tgt_users, test_users)], "zero_shot")
     train = inter[~in_target].reset_index(drop=True)
-    return Split(train, val, test, name, target)
+    return Split(train, val, test, name, target, (ZERO_SHOT,))
 
 
 def _position_from_end(sorted_users: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@ full-ranking evaluator and the sampled protocol."""
 
 from gnnrec.evaluate.evaluator import Evaluator, RankingTask
 from gnnrec.evaluate.metrics import METRIC_NAMES, METRICS, Ranking, ranking_metrics
-from gnnrec.evaluate.protocol import AUTO, Protocol
+from gnnrec.evaluate.protocol import AUTO, GroupFlag, Protocol, flag_groups
 from gnnrec.evaluate.sampled import SAMPLED_METRICS, SAMPLED_NAMES
 from gnnrec.evaluate.tasks import TASKS, cold_item_tasks, cold_items, ranking_tasks, split_tasks
 
@@ -15,11 +15,13 @@ __all__ = [
     "SAMPLED_NAMES",
     "TASKS",
     "Evaluator",
+    "GroupFlag",
     "Protocol",
     "Ranking",
     "RankingTask",
     "cold_item_tasks",
     "cold_items",
+    "flag_groups",
     "ranking_metrics",
     "ranking_tasks",
     "split_tasks",

@@ -3,14 +3,17 @@
 ``conf/eval/default.yaml`` instantiates :class:`Protocol`. A run asks it for the tasks
 of its split once (:meth:`Protocol.tasks`), then for the metrics of a model's
 embeddings on a split (:meth:`Protocol.evaluate`), and for the validation key that
-selects epochs and sweep trials (:meth:`Protocol.monitor_key`). What is ranked and
+selects epochs and sweep trials (:meth:`Protocol.monitor_key`); :func:`flag_groups` names
+the groups whose metrics are easy to misread (empty, a repeat of another group, or too
+few users). What is ranked and
 masked is defined in :mod:`gnnrec.evaluate.tasks`; how ties count in
 :mod:`gnnrec.evaluate.metrics`; the whole contract in ``docs/protocol.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,9 +26,19 @@ from gnnrec.evaluate.evaluator import Evaluator, RankingTask
 from gnnrec.evaluate.metrics import METRIC_NAMES
 from gnnrec.evaluate.sampled import SAMPLED_NAMES
 from gnnrec.evaluate.tasks import MAIN, TASKS, split_tasks
-from gnnrec.keys import ALL, GROUPS, SPLITS, metric_key, parse_metric_key
+from gnnrec.keys import (
+    ALL,
+    FEW_USERS,
+    GROUPS,
+    NUM_USERS,
+    SAME_AS,
+    SPLITS,
+    USER_GROUPS,
+    metric_key,
+    parse_metric_key,
+)
 
-__all__ = ["AUTO", "Protocol"]
+__all__ = ["AUTO", "GroupFlag", "Protocol", "flag_groups"]
 
 AUTO = "auto"
 _PREFERRED = ("ndcg", 20)
@@ -200,3 +213,127 @@ def _per_user_rows(name: str, task: RankingTask, values: dict[str, Tensor]) -> p
     for key, value in values.items():
         frame[key] = torch.as_tensor(value).numpy()
     return frame
+
+
+@dataclass(frozen=True)
+class GroupFlag:
+    """A user group whose metrics are easy to misread, found by :func:`flag_groups`.
+
+    Attributes:
+        split: ``"val"`` or ``"test"``.
+        group: The group's name.
+        num_users: Its users (0: a group the split's settings call for got none).
+        same_as: The group it repeats (the same users, held-out items, masks and
+            candidates), or ``None``.
+        few_users: The threshold below which a group has few users.
+    """
+
+    split: str
+    group: str
+    num_users: int
+    same_as: str | None = None
+    few_users: int = FEW_USERS
+
+    @property
+    def few(self) -> bool:
+        """``True`` for 1 to ``few_users - 1`` users."""
+        return 0 < self.num_users < self.few_users
+
+    def records(self) -> dict[str, int | str]:
+        """What ``metrics.json`` records: ``num_users`` of an empty group, ``same_as``."""
+        out: dict[str, int | str] = {}
+        if self.num_users == 0:
+            out[metric_key(self.split, self.group, NUM_USERS)] = 0
+        if self.same_as is not None:
+            out[metric_key(self.split, self.group, SAME_AS)] = self.same_as
+        return out
+
+    def message(self) -> str:
+        """One warning line naming the group, its user count and what it means."""
+        split, group, n = self.split, self.group, self.num_users
+        if n == 0:
+            return (
+                f"{split} group {group!r} has 0 users, though the split's settings call for "
+                f"it: it has no metrics (metrics.json records "
+                f"{metric_key(split, group, NUM_USERS)}=0). Check data.split and the "
+                "data.preprocess filters"
+            )
+        parts = []
+        if self.same_as is not None:
+            parts.append(
+                f"is the same {n} users as {self.same_as!r}, with the same held-out items and "
+                f"candidates: its metrics repeat {split}/{self.same_as}'s (metrics.json records "
+                f"{metric_key(split, group, SAME_AS)}={self.same_as}); gnnrec-report tests "
+                "them once"
+            )
+        if self.few:
+            parts.append(
+                f"has {n} user(s), fewer than {self.few_users}: too few to tell runs apart; "
+                "gnnrec-report marks its tests"
+            )
+        return f"{split} group {group!r} " + "; ".join(parts)
+
+
+def _same_task(a: RankingTask, b: RankingTask) -> bool:
+    """Whether two tasks rank the same users against the same candidates, truth and masks."""
+    fields = (
+        "users",
+        "candidates",
+        "truth_indptr",
+        "truth_indices",
+        "exclude_indptr",
+        "exclude_indices",
+    )
+    return all(torch.equal(getattr(a, f), getattr(b, f)) for f in fields)
+
+
+def flag_groups(
+    tasks: Mapping[str, RankingTask],
+    split: str,
+    expected: Sequence[str] = (),
+    few_users: int = FEW_USERS,
+) -> list[GroupFlag]:
+    """The groups of one split's tasks whose metrics a reader could misread.
+
+    * a group of ``expected`` (:attr:`gnnrec.data.split.Split.expected_groups`) with no
+      user, e.g. ``cold`` when no user has both target and source history;
+    * a group that repeats another: a main-task group holding every user of ``all``
+      (``warm`` on single-domain data), or a task identical to an earlier one
+      (``cold_item`` and ``cold_item_only`` on a zero-shot domain, where every target
+      item is cold, repeat ``all``); ``same_as`` names ``all`` or the earlier task's group;
+    * a group with fewer than ``few_users`` users (:data:`gnnrec.keys.FEW_USERS`; the
+      two test users with a cold item on MovieLens-100K).
+
+    Args:
+        tasks: ``{task: RankingTask}`` of one split (:meth:`Protocol.tasks`).
+        split: Its name, ``"val"`` or ``"test"``.
+        expected: Groups the split's settings call for.
+        few_users: Groups with 1 to ``few_users - 1`` users are flagged.
+
+    Returns:
+        The flags, main-task groups first (in :data:`gnnrec.keys.GROUPS` order).
+    """
+    main = tasks.get(MAIN)
+    if main is None:
+        return []
+    flags = []
+    for group in (*USER_GROUPS, ALL):
+        mask = main.groups.get(group)
+        n = 0 if mask is None else int(mask.sum())
+        if n == 0:
+            if group in expected:
+                flags.append(GroupFlag(split, group, 0, None, few_users))
+            continue
+        same = ALL if group != ALL and n == main.num_users else None
+        if same is not None or n < few_users:
+            flags.append(GroupFlag(split, group, n, same, few_users))
+    seen: list[tuple[str, RankingTask]] = [(ALL, main)]
+    for name, task in tasks.items():
+        if name == MAIN:
+            continue
+        group = next((g for g in task.groups if g != ALL), name)
+        same = next((g for g, other in seen if _same_task(task, other)), None)
+        seen.append((group, task))
+        if same is not None or task.num_users < few_users:
+            flags.append(GroupFlag(split, group, task.num_users, same, few_users))
+    return flags

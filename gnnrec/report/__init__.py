@@ -6,7 +6,14 @@ paired per-user tests against a baseline and figures. :func:`metrics_table` prin
 run's metrics at the end of ``gnnrec-train``. See ``docs/report.md``.
 """
 
-from gnnrec.report.core import DEFAULT_METRICS, Report, default_metrics, main, report
+from gnnrec.report.core import (
+    DEFAULT_METRICS,
+    Report,
+    default_metrics,
+    group_notes,
+    main,
+    report,
+)
 from gnnrec.report.groups import find_label, format_value, group_labels, resolved_config
 from gnnrec.report.plots import curve_frame, plot_bars, plot_curves, short_label
 from gnnrec.report.runs import IGNORED_KEYS, NoRunsError, Run, collect_runs, load_runs
@@ -41,6 +48,7 @@ __all__ = [
     "find_label",
     "format_value",
     "group_labels",
+    "group_notes",
     "holm",
     "latex_significance",
     "latex_summary",

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from gnnrec.keys import GROUPS, HEADLINE_METRICS, metric_key
+from gnnrec.keys import (
+    FEW_USERS,
+    GROUPS,
+    HEADLINE_METRICS,
+    NUM_USERS,
+    SAME_AS,
+    metric_key,
+    parse_metric_key,
+)
 from gnnrec.report.plots import CURVE_METRIC, plot_bars, plot_curves
 from gnnrec.report.runs import IGNORED_KEYS, Run, load_runs
 from gnnrec.report.stats import check_unique_seeds, find_label, significance, summarize
@@ -32,7 +40,7 @@ from gnnrec.report.tables import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["DEFAULT_METRICS", "Report", "default_metrics", "report"]
+__all__ = ["DEFAULT_METRICS", "Report", "default_metrics", "group_notes", "report"]
 
 DEFAULT_METRICS = tuple(
     metric_key("test", group, metric, k) for group in GROUPS for metric, k in HEADLINE_METRICS
@@ -68,7 +76,8 @@ class Report:
             (:func:`gnnrec.report.stats.significance`), or ``None`` without a baseline.
         baseline: The baseline's group label, or ``None``.
         digits: Decimals of means and stds in the Markdown and LaTeX tables.
-        notes: Remarks printed under the tables (skipped metrics, lone groups).
+        notes: Remarks printed under the tables (skipped metrics, user groups that repeat
+            another or have few users: :func:`group_notes`).
     """
 
     runs: list[Run]
@@ -97,6 +106,7 @@ class Report:
             return ""
         if self.significance.empty:
             return f"## Paired tests against `{self.baseline}`\n\nNo other group to compare.\n"
+        distinct = int((self.significance["same_as"] == "").sum())
         return (
             f"## Paired tests against `{self.baseline}`\n\n"
             + markdown_significance(self.significance, self.digits)
@@ -104,8 +114,10 @@ class Report:
             "each split both groups evaluated (same `split_fingerprint`), each user's values "
             "averaged over those runs (one pair per user); `baseline` and `mean` are means "
             "over these users. Two-sided paired t-test and Wilcoxon signed-rank test; Holm "
-            "adjustment over the "
-            f"{len(self.significance)} comparisons of this table, per test.\n"
+            f"adjustment over the {distinct} distinct comparisons of this table, per test (a "
+            "row whose paired per-user values repeat another row's is tested once, with "
+            f"that row: `note` names it); rows with fewer than {FEW_USERS} paired users are "
+            "marked in `note`.\n"
         )
 
     def markdown(self) -> str:
@@ -204,6 +216,7 @@ def report(
         )
     _check_metrics(runs, metrics)
     rep = Report(runs=runs, metrics=metrics, summary=summarize(runs, metrics), digits=digits)
+    rep.notes += group_notes(runs, metrics)
     if baseline is not None:
         rep.baseline = find_label(runs, baseline)
         rep.significance = significance(runs, rep.baseline, metrics)
@@ -213,6 +226,40 @@ def report(
     if out is not None:
         rep.write(out, curve_metric)
     return rep
+
+
+def group_notes(runs: Sequence[Run], metrics: Sequence[str]) -> list[str]:
+    """Notes on the user groups of ``metrics`` that the runs flagged (``metrics.json``).
+
+    A group that repeats another (``"<split>/<group>/same_as"``: the same users,
+    held-out items and candidates) and a group with fewer than
+    :data:`gnnrec.keys.FEW_USERS` users (``"<split>/<group>/num_users"``) get one note
+    each, with how many runs say so.
+    """
+    notes = []
+    groups = dict.fromkeys(
+        (k.split, k.group) for m in metrics if (k := parse_metric_key(m)) and not k.prefix
+    )
+    for split, group in groups:
+        name = f"{split}/{group}"
+        same = [r.metrics.get(metric_key(split, group, SAME_AS)) for r in runs]
+        repeated = sorted({str(s) for s in same if s is not None})
+        if repeated:
+            count = sum(s is not None for s in same)
+            notes.append(
+                f"{name} repeats {', '.join(f'{split}/{g}' for g in repeated)} in {count} of "
+                f"{len(runs)} runs (the same users, held-out items and candidates): its "
+                "numbers are not a separate result"
+            )
+        users = [r.metrics.get(metric_key(split, group, NUM_USERS)) for r in runs]
+        few = [int(u) for u in users if u is not None and int(u) < FEW_USERS]
+        if few:
+            span = f"{min(few)}" if min(few) == max(few) else f"{min(few)} to {max(few)}"
+            notes.append(
+                f"{name} has fewer than {FEW_USERS} users in {len(few)} of {len(runs)} runs "
+                f"({span} users): its means are too noisy to rank methods by"
+            )
+    return notes
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -22,7 +22,15 @@ Wilcoxon signed-rank test (:func:`scipy.stats.wilcoxon`, zero differences droppe
 normal approximation), both two-sided. When every difference is zero both p-values are
 1.0 (the methods are identical on these users; scipy's Wilcoxon refuses this case); with
 fewer than two users they are NaN. Holm's step-down adjustment is applied over all rows
-of the table (all compared groups and metrics), separately for each test.
+of the table (all compared groups and metrics), separately for each test, counting
+*repeated* rows once: a row whose paired per-user values (users, baseline and compared
+values) equal another row's of the same compared group and metric, such as
+``test/warm/...`` on single-domain data where every user is warm and ``warm`` repeats
+``all``, is one test, not two. It is tested with the row it repeats (``all`` if that is
+one of them, else the first in the table), shows that row's p-values, names it in
+``same_as`` and ``note``, and is left out of the Holm count. A row with fewer than
+:data:`gnnrec.keys.FEW_USERS` paired users is marked in ``note``: its p-values rest on
+too few users to tell methods apart.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gnnrec.keys import ALL, COLD_ITEM, COLD_ITEM_ONLY, parse_metric_key
+from gnnrec.keys import ALL, COLD_ITEM, COLD_ITEM_ONLY, FEW_USERS, parse_metric_key
 from gnnrec.report.groups import find_label
 from gnnrec.report.runs import Run
 
@@ -310,7 +318,39 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def significance(runs: Sequence[Run], baseline: str, metrics: Sequence[str]) -> pd.DataFrame:
+def _repeats(rows: Sequence[dict], frames: Sequence[pd.DataFrame]) -> list[str]:
+    """For each row, the metric of the row it repeats (``""``: its own test).
+
+    Rows repeat each other when they share the compared group and the metric column
+    (``ndcg@20``) and their paired per-user values are equal, whatever the task; of each
+    set of repeats the row of group ``all`` (else the first) is tested.
+    """
+    classes: list[list[int]] = []
+    for i, (row, frame) in enumerate(zip(rows, frames, strict=True)):
+        values = frame.reset_index(level="task", drop=True).sort_index()
+        for members in classes:
+            j = members[0]
+            if (rows[j]["run"], rows[j]["metric"].split("/")[-1]) == (
+                row["run"],
+                row["metric"].split("/")[-1],
+            ) and values.equals(frames[j].reset_index(level="task", drop=True).sort_index()):
+                members.append(i)
+                break
+        else:
+            classes.append([i])
+    same_as = [""] * len(rows)
+    for members in classes:
+        groups = [parse_metric_key(rows[i]["metric"]).group for i in members]
+        tested = members[groups.index(ALL)] if ALL in groups else members[0]
+        for i in members:
+            if i != tested:
+                same_as[i] = rows[tested]["metric"]
+    return same_as
+
+
+def significance(
+    runs: Sequence[Run], baseline: str, metrics: Sequence[str], few_users: int = FEW_USERS
+) -> pd.DataFrame:
     """Paired per-user tests of every group against ``baseline`` (see the module docstring).
 
     Args:
@@ -318,19 +358,21 @@ def significance(runs: Sequence[Run], baseline: str, metrics: Sequence[str]) -> 
         baseline: A group label, or a part of exactly one (:func:`find_label`).
         metrics: Test metric keys; other keys (``val/...``) have no per-user values and
             are skipped.
+        few_users: Rows with 2 to ``few_users - 1`` paired users are marked in ``note``.
 
     Returns:
         One row per (group, metric): ``run``, ``baseline``, ``metric``, ``n_users``,
         ``n_seeds``, ``baseline_mean`` and ``mean`` (over the paired users),
         ``diff`` (``mean - baseline_mean``), ``rel_change_pct`` (``100 * diff /
         baseline_mean``, NaN when that is 0), ``t_p``, ``wilcoxon_p``, ``t_p_holm``,
-        ``wilcoxon_p_holm`` and ``note``.
+        ``wilcoxon_p_holm``, ``same_as`` (the metric of the row this one repeats, whose
+        test it shows; ``""`` for a row tested on its own) and ``note``.
     """
     label = find_label(runs, baseline)
     base = [r for r in runs if r.label == label]
     keys = [m for m in metrics if (k := parse_metric_key(m)) and k.split == "test" and not k.prefix]
     cache: dict = {}
-    rows = []
+    rows, frames, notes = [], [], []
     for other_label in _labels(runs):
         if other_label == label:
             continue
@@ -339,12 +381,17 @@ def significance(runs: Sequence[Run], baseline: str, metrics: Sequence[str]) -> 
             frame, seeds, unpaired = paired_users(base, other, metric, cache)
             t_p, w_p, note = paired_tests(frame["other"].to_numpy(), frame["baseline"].to_numpy())
             b_mean, o_mean = frame["baseline"].mean(), frame["other"].mean()
-            notes = [note] if note else []
+            row_notes = [note] if note else []
+            if 2 <= len(frame) < few_users:
+                row_notes.append(
+                    f"{len(frame)} paired users, fewer than {few_users}: too few to tell the "
+                    "methods apart"
+                )
             if unpaired:
-                notes.append(f"{unpaired} users evaluated by one group only, left out")
+                row_notes.append(f"{unpaired} users evaluated by one group only, left out")
             left = len(other) - len([r for r in other if r.seed in seeds])
             if left:
-                notes.append(f"{left} run(s) without a baseline run on their split, left out")
+                row_notes.append(f"{left} run(s) without a baseline run on their split, left out")
             rows.append(
                 {
                     "run": other_label,
@@ -358,12 +405,33 @@ def significance(runs: Sequence[Run], baseline: str, metrics: Sequence[str]) -> 
                     "rel_change_pct": 100 * (o_mean - b_mean) / b_mean if b_mean else math.nan,
                     "t_p": t_p,
                     "wilcoxon_p": w_p,
-                    "note": "; ".join(notes),
                 }
             )
+            frames.append(frame)
+            notes.append(row_notes)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table.insert(table.columns.get_loc("note"), "t_p_holm", holm(table["t_p"]))
-    table.insert(table.columns.get_loc("note"), "wilcoxon_p_holm", holm(table["wilcoxon_p"]))
+    same_as = _repeats(rows, frames)
+    index = {(r["run"], r["metric"]): i for i, r in enumerate(rows)}
+    tested = [i for i, s in enumerate(same_as) if not s]
+    for column in ("t_p", "wilcoxon_p"):
+        adjusted = np.full(len(rows), np.nan)
+        adjusted[tested] = holm(table[column].to_numpy()[tested])
+        for i, s in enumerate(same_as):
+            if s:
+                j = index[(rows[i]["run"], s)]
+                table.loc[i, column] = table.loc[j, column]
+                adjusted[i] = adjusted[j]
+        table[f"{column}_holm"] = adjusted
+    for i, s in enumerate(same_as):
+        if s:
+            notes[i].append(
+                f"same paired per-user values as {s}: tested once, there (counted once in the "
+                "Holm adjustment)"
+            )
+            j = index[(rows[i]["run"], s)]
+            notes[j].append(f"also stands for {rows[i]['metric']} (same paired per-user values)")
+    table["same_as"] = same_as
+    table["note"] = ["; ".join(n) for n in notes]
     return table

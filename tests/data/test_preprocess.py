@@ -186,6 +186,69 @@ def test_dropping_missing_items_that_empties_a_domain_is_an_error():
         preprocess(tables, on_missing_item="drop")
 
 
+# ------------------------------------------------------------ whitespace around ids
+
+
+def test_user_ids_differing_only_by_whitespace_are_one_user_across_domains():
+    rows = [("u1", "a", "books"), ("u2", "b", "books"), (" u1", "m", "movies")]
+    rows += [("u2\t", "m", "movies"), (" u3 ", "n", "movies"), ("u4 ", "n", "movies")]
+    profiles = pd.DataFrame({"user": [" u1 ", "u3"], "age": ["30", "41"]})
+    with pytest.warns(UserWarning) as caught:
+        data = preprocess(make_tables(rows, users=profiles))
+    assert [str(w.message) for w in caught] == [
+        "toy: stripped surrounding whitespace from 5 user id(s), e.g. ' u1' -> 'u1'; 4 of "
+        "them now name the same user as another id (ids that differ only by surrounding "
+        "whitespace are one user, across domains)"
+    ]
+    assert data.users["user"].tolist() == ["u1", "u2", "u3", "u4"]
+    assert data.users.loc[[0, 2], "age"].tolist() == ["30", "41"]  # profiles joined
+    assert pd.isna(data.users.loc[1, "age"])
+    assert data.meta["stripped_ids"] == {"users": 5, "items": 0}
+    inter = data.interactions
+    assert inter.groupby("user_idx")["domain_idx"].nunique().tolist() == [2, 2, 1, 1]
+
+
+def test_item_ids_with_surrounding_whitespace_match_their_item_rows_per_domain():
+    tables = make_tables(
+        [("u1", "a ", "x"), ("u2", "b", "x"), ("u2", "a", "y")],
+        items=[("a", "x"), (" b", "x"), ("a", "y")],
+    )
+    with pytest.warns(UserWarning) as caught:
+        data = preprocess(tables)
+    assert [str(w.message) for w in caught] == [
+        "toy: stripped surrounding whitespace from 2 item id(s), e.g. 'a ' -> 'a'; 2 of them "
+        "now name the same item as another id (ids that differ only by surrounding "
+        "whitespace are one item, per domain)"
+    ]
+    assert data.items[["item", "domain", "title"]].values.tolist() == [
+        ["a", "x", "t-a"],
+        ["b", "x", "t- b"],
+        ["a", "y", "t-a"],
+    ]
+    assert data.interactions[["user_idx", "item_idx"]].values.tolist() == [[0, 0], [1, 1], [1, 2]]
+    assert data.meta["stripped_ids"] == {"users": 0, "items": 2}
+
+
+def test_ids_without_surrounding_whitespace_are_left_alone():
+    tables = make_tables([("u 1", "a b", "x")])
+    data = preprocess(tables)
+    assert (data.users["user"].tolist(), data.items["item"].tolist()) == (["u 1"], ["a b"])
+    assert data.meta["stripped_ids"] == {"users": 0, "items": 0}
+
+
+def test_a_blank_id_and_item_rows_equal_once_stripped_are_errors():
+    with pytest.raises(DataError) as err:
+        preprocess(make_tables([("u1", "a", "x"), ("  ", "a", "x")]))
+    assert str(err.value) == "toy: user id '  ' is only whitespace; every row needs an id"
+    tables = make_tables([("u1", "a", "x")], items=[("a", "x"), ("a ", "x")])
+    with pytest.warns(UserWarning, match="from 1 item id"), pytest.raises(DataError) as err:
+        preprocess(tables)
+    assert str(err.value) == (
+        "toy: item rows 'a' and 'a ' of domain 'x' differ only by surrounding whitespace, "
+        "which is stripped from ids; keep one row"
+    )
+
+
 # ------------------------------------------------------------------- contiguous ids
 
 
