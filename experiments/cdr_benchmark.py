@@ -120,7 +120,8 @@ BEFORE = HERE / "reproductions" / "cdr_amazon_v0.1.csv"
 
 # Groups whose command changed since v0.1: today's command -> the v0.1 one it replaces.
 PREDECESSORS = {
-    "model=rgcn model.edge_dropout=0.4 model.self_loop_dropout=0.2 model.weight_decay=0.01 "
+    "encoder=none model=rgcn model.edge_dropout=0.4 model.self_loop_dropout=0.2 "
+    "model.weight_decay=0.01 "
     "trainer.max_epochs=20": "model=rgcn trainer.batch_size=8192 trainer.max_epochs=20",
 }
 
