@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import multiprocessing
 import os
-import signal
 import sys
 import time
 import warnings
@@ -30,6 +28,7 @@ from gnnrec.data import (
 from gnnrec.data import cache as data_cache
 from gnnrec.utils import cache as cache_module
 from gnnrec.utils.cache import manifest_problem, write_manifest
+from tests.processes import kill_when_writing, run_together
 
 
 def write_folder(root: Path, rating: int = 5) -> Path:
@@ -352,20 +351,11 @@ def _build_then_hang(root: str, cache: str, marker: str) -> None:
 def test_build_killed_mid_write_is_cleaned_and_rebuilt(tmp_path):
     root = write_folder(tmp_path / "d")
     cache, marker = tmp_path / "cache", tmp_path / "writing.txt"
-    ctx = multiprocessing.get_context("fork")
-    child = ctx.Process(target=_build_then_hang, args=(str(root), str(cache), str(marker)))
-    child.start()
-    deadline = time.monotonic() + 120
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), "the child never started writing"
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout=60)
-    assert child.exitcode == -signal.SIGKILL
+    writing = kill_when_writing(_build_then_hang, (str(root), str(cache), str(marker)), marker)
     key = cache_key(FolderSource(root))
     (half,) = _leftovers(cache)
     assert half.startswith(f".{key}.") and listing(cache / "processed") == [half]
-    assert Path(marker.read_text()).parent.name == half
+    assert writing.parent.name == half
     data = load_dataset(FolderSource(root), cache_dir=cache)
     assert listing(cache / "processed") == [key]
     assert manifest_problem(cache / "processed" / key) is None
@@ -382,7 +372,7 @@ class MarkingSource(FolderSource):
         return super().load()
 
 
-def _load_in_child(root: str, cache: str, barrier, out: str) -> None:
+def _load_in_child(root: str, cache: str, out: str, barrier) -> None:
     barrier.wait()
     data = load_dataset(MarkingSource(Path(root)), cache_dir=cache)
     data.interactions.to_csv(out, index=False)
@@ -391,17 +381,9 @@ def _load_in_child(root: str, cache: str, barrier, out: str) -> None:
 def test_two_processes_on_a_fresh_cache_build_one_entry(tmp_path):
     root = write_folder(tmp_path / "d")
     cache = tmp_path / "cache"
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(2)
     outs = [tmp_path / f"out{i}.csv" for i in range(2)]
-    procs = [
-        ctx.Process(target=_load_in_child, args=(str(root), str(cache), barrier, str(out)))
-        for out in outs
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
+    args = [(str(root), str(cache), str(out)) for out in outs]
+    procs = run_together(_load_in_child, args)
     assert [p.exitcode for p in procs] == [0, 0]
     assert (root / "loads.txt").read_text().splitlines() == ["load"]
     key = cache_key(MarkingSource(root))

@@ -2,9 +2,6 @@
 
 import hashlib
 import json
-import multiprocessing
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from gnnrec.features import (
     item_texts,
     texts_sha256,
 )
+from tests.processes import kill_when_writing, run_together
 
 TEXTS = ["Heat", "", "Toy Story (1995)", "a much longer text about a film"]
 
@@ -267,16 +265,7 @@ def _save_then_hang(cache_dir: str, marker: str) -> None:
 
 def test_encode_killed_mid_write_is_cleaned_and_recomputed(tmp_path):
     cache, marker = tmp_path / "cache", tmp_path / "writing.txt"
-    ctx = multiprocessing.get_context("fork")
-    child = ctx.Process(target=_save_then_hang, args=(str(cache), str(marker)))
-    child.start()
-    deadline = time.monotonic() + 120
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout=60)
-    assert child.exitcode == -signal.SIGKILL
-    half = Path(marker.read_text())
+    half = kill_when_writing(_save_then_hang, (str(cache), str(marker)), marker)
     assert cache_files(cache) == [half.name]
     again = cached_embeddings(FakeEncoder(), TEXTS, cache, progress=False)
     assert again.computed
@@ -284,7 +273,7 @@ def test_encode_killed_mid_write_is_cleaned_and_recomputed(tmp_path):
     torch.testing.assert_close(again.embeddings, FakeEncoder().encode(TEXTS), rtol=0, atol=0)
 
 
-def _encode_in_child(cache_dir: str, marker: str, barrier, out: str) -> None:
+def _encode_in_child(cache_dir: str, marker: str, out: str, barrier) -> None:
     barrier.wait()
     encoder = FakeEncoder(marker=Path(marker), delay=0.5)
     emb = encode_cached(encoder, TEXTS, cache_dir, progress=False)
@@ -292,20 +281,10 @@ def _encode_in_child(cache_dir: str, marker: str, barrier, out: str) -> None:
 
 
 def test_two_processes_encode_a_key_once(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
     marker, outs = tmp_path / "encodes.txt", [tmp_path / f"out{i}.npy" for i in range(2)]
-    procs = [
-        ctx.Process(
-            target=_encode_in_child,
-            args=(str(tmp_path / "cache"), str(marker), barrier, str(out)),
-        )
-        for out in outs
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=600)  # generous: both children import torch on a loaded machine
+    args = [(str(tmp_path / "cache"), str(marker), str(out)) for out in outs]
+    # generous timeout: both children import torch on a loaded machine
+    procs = run_together(_encode_in_child, args, method="spawn", timeout=600)
     assert [p.exitcode for p in procs] == [0, 0]
     assert marker.read_text().splitlines() == ["encode"]
     np.testing.assert_array_equal(np.load(outs[0]), np.load(outs[1]))

@@ -1,9 +1,7 @@
 """The build-once cache utility: one build per key across processes, nothing half-written."""
 
 import json
-import multiprocessing
 import os
-import signal
 import struct
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from gnnrec.utils.cache import (
     remove_leftover_temporaries,
     write_manifest,
 )
+from tests.processes import kill_when_writing, run_together
 
 
 def write_dir(value: dict):
@@ -153,7 +152,7 @@ def test_io_file_lock_is_the_cache_lock():
     assert io.file_lock is file_lock
 
 
-def _build_in_child(entry: str, marker: str, barrier, out: str) -> None:
+def _build_in_child(entry: str, marker: str, out: str, barrier) -> None:
     barrier.wait()
 
     def build(tmp: Path) -> dict:
@@ -167,18 +166,10 @@ def _build_in_child(entry: str, marker: str, barrier, out: str) -> None:
 
 
 def test_two_processes_build_an_entry_once(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(2)
     marker, outs = tmp_path / "builds.txt", [tmp_path / f"out{i}.json" for i in range(2)]
     entry = tmp_path / "cache" / "key"
-    procs = [
-        ctx.Process(target=_build_in_child, args=(str(entry), str(marker), barrier, str(out)))
-        for out in outs
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
+    args = [(str(entry), str(marker), str(out)) for out in outs]
+    procs = run_together(_build_in_child, args)
     assert [p.exitcode for p in procs] == [0, 0]
     assert marker.read_text().splitlines() == ["build"]
     values = [json.loads(out.read_text()) for out in outs]
@@ -338,16 +329,7 @@ def _write_then_hang(entry: str, marker: str, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["dir", "file"])
 def test_write_killed_midway_is_cleaned_by_the_next_build(kind, tmp_path):
     entry, marker = tmp_path / "cache" / "key", tmp_path / "writing.txt"
-    ctx = multiprocessing.get_context("fork")
-    child = ctx.Process(target=_write_then_hang, args=(str(entry), str(marker), kind))
-    child.start()
-    deadline = time.monotonic() + 120
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(timeout=60)
-    assert child.exitcode == -signal.SIGKILL
-    half = Path(marker.read_text())
+    half = kill_when_writing(_write_then_hang, (str(entry), str(marker), kind), marker)
     assert visible(entry.parent) == [half.name]
     built = (cached_dir if kind == "dir" else cached_file)(entry, _fill(kind), _read(kind))
     assert (built.value, built.computed) == ("whole", True)
