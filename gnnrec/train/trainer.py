@@ -165,11 +165,7 @@ class Trainer:
         limit = self.limit_train_batches
         if limit is None:
             return full
-        if isinstance(limit, float):
-            if not 0.0 < limit <= 1.0:
-                raise ValueError(
-                    f"trainer.limit_train_batches as a fraction must be in (0, 1], got {limit}"
-                )
+        if isinstance(limit, float):  # checked in __init__: a fraction in (0, 1]
             return max(1, math.ceil(full * limit))
         return min(full, int(limit))
 
