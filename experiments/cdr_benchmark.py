@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +209,7 @@ def not_rerun_markdown(table: Table, before: dict[tuple[str, str, str], SeedMean
         "",
         table.text,
         "",
-        "**Not re-run on the fixed protocol yet.** The figures below are v0.1's "
+        f"{NOT_RERUN} The figures below are v0.1's "
         f"([{BEFORE.name}]({BEFORE.name})), on the old protocol; they are replaced when the "
         "runs of this table are in the runs root.",
         "",
@@ -227,6 +228,24 @@ def not_rerun_markdown(table: Table, before: dict[tuple[str, str, str], SeedMean
             cells.append(f"{fig.mean:.4f} ± {fig.std:.4f}" if fig.seeds > 1 else f"{fig.mean:.4f}")
         lines.append(f"| `{command}` | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines + [""])
+
+
+NOT_RERUN = "**Not re-run on the fixed protocol yet.**"
+
+
+def page_sections(page: Path) -> dict[str, str]:
+    """The page's re-run table sections by experiment (``--keep``).
+
+    Sections that still show v0.1 figures are left out: they are written again.
+    """
+    if not page.is_file():
+        return {}
+    out = {}
+    for chunk in re.split(r"^(?=## )", page.read_text(), flags=re.M)[1:]:
+        match = re.match(r"## .*\(`experiment=(\w+)`\)", chunk)
+        if match and NOT_RERUN not in chunk:
+            out[match.group(1)] = chunk.rstrip("\n") + "\n"
+    return out
 
 
 def _command(overrides: tuple[str, ...], seeds: list[str]) -> str:
@@ -297,17 +316,28 @@ def main(argv: list[str] | None = None) -> None:
         "--before", type=Path, default=BEFORE, help="v0.1 figures to compare with (CSV)"
     )
     parser.add_argument("--figures", type=Path, default=HERE / "figures", help="figure folder")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the page's re-run sections of tables that have no runs under ROOT "
+        "(re-run one table at a time)",
+    )
     args = parser.parse_args(argv)
     runs = load_runs([args.root])
     before = load_before(args.before)
+    kept = page_sections(args.page) if args.keep else {}
     parts = [HEADER]
     for table in TABLES:
         dirs = sorted(
             {r.path for r in runs if f"experiment={table.experiment}" in r.overrides},
         )
         if not dirs:
-            print(f"no runs of experiment={table.experiment} under {args.root}: v0.1 figures kept")
-            parts.append(not_rerun_markdown(table, before))
+            if table.experiment in kept:
+                print(f"no runs of experiment={table.experiment}: its section of {args.page} kept")
+                parts.append(kept[table.experiment])
+            else:
+                print(f"no runs of experiment={table.experiment}: v0.1 figures shown")
+                parts.append(not_rerun_markdown(table, before))
             continue
         parts.append(section(table, dirs, args.figures, before))
     text = "\n".join(parts)

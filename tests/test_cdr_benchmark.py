@@ -88,3 +88,17 @@ def test_moved_marks_only_differences_beyond_two_standard_errors(bench):
     assert rows["| `model=new`"].endswith("| new | - |")
     # a renamed group is compared with its v0.1 command; one seed each side is never bold
     assert rows["| `model=b` (v0.1: `model=old`)"].endswith("| 0.2000 -> 0.5000 (+0.3000) | - |")
+
+
+def test_keep_takes_only_the_re_run_sections_of_the_page(bench, tmp_path):
+    page = tmp_path / "page.md"
+    rerun = "## A (`experiment=cdr_amazon_movies`)\n\ntext\n\n### Mean\n\n| x |\n"
+    old = f"## B (`experiment=cdr_amazon_books`)\n\n{bench.NOT_RERUN} old figures\n"
+    page.write_text(f"# Title\n\nheader\n\n{rerun}\n{old}")
+    assert bench.page_sections(page) == {"cdr_amazon_movies": rerun}
+    assert bench.page_sections(tmp_path / "missing.md") == {}
+    # a table without runs and nothing kept shows its v0.1 figures, marked
+    books = next(t for t in bench.TABLES if t.experiment == "cdr_amazon_books")
+    text = bench.not_rerun_markdown(books, bench.load_before())
+    assert bench.NOT_RERUN in text
+    assert "| `encoder=none model=pop` | 3 | 0.0046 ± 0.0003 |" in text
