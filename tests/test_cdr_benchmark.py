@@ -102,3 +102,23 @@ def test_keep_takes_only_the_re_run_sections_of_the_page(bench, tmp_path):
     text = bench.not_rerun_markdown(books, bench.load_before())
     assert bench.NOT_RERUN in text
     assert "| `encoder=none model=pop` | 3 | 0.0046 ± 0.0003 |" in text
+
+
+def test_the_launcher_runs_every_v01_group_and_the_new_floors(bench, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "cdr_benchmark_runs", ROOT / "experiments" / "cdr_benchmark_runs.py"
+    )
+    runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runs)
+    jobs = runs.jobs(list(runs.TABLES), tmp_path)
+    launched = {(o[0].removeprefix("experiment="), " ".join(o[1:-1])): o[-1] for _, o in jobs}
+    old = {(e, c) for e, c, _ in bench.load_before()}
+    renamed = {v: k for k, v in bench.PREDECESSORS.items()}
+    for experiment, command in old:
+        assert (experiment, renamed.get(command, command)) in launched, (experiment, command)
+    assert ("cdr_amazon_movies", "encoder=none model=random model.cold_first=true") in launched
+    # folders are unique, seed by seed, under the root
+    folders = [f for f, _ in jobs]
+    # Movies 11 groups x 3 seeds, Books 10 x 3, zero-shot 3 + 1 + 1 + 3, ML-100K 2 x 3
+    assert len(set(folders)) == len(folders) == 33 + 30 + 8 + 6
+    assert folders[0] == tmp_path / "cdr_amazon_movies" / "bitgcf" / "seed0"
