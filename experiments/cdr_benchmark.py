@@ -103,7 +103,8 @@ per-user paired t-test and Wilcoxon signed-rank test against each table's baseli
 paired on raw ids within the same split (same `split_fingerprint`; the seed draws the cold
 users), each user's differences averaged over the seeds, Holm-adjusted over the rows of the table (`gnnrec-report`, docs/report.md).
 
-Runs: every group below, seeds 0-2 unless the command says otherwise, at the budgets of the
+Runs: `python experiments/cdr_benchmark_runs.py <runs root>` (the commands below, one thread
+each, two at a time); seeds 0-2 unless the command says otherwise, at the budgets of the
 v0.1 page (same epochs, validation interval, patience and hyperparameters; changes listed
 under "What moved"), on the protocol of docs/protocol.md: the whole target catalogue is ranked,
 ties cost their expectation over a random order, cold items are reported among all items
