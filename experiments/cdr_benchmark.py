@@ -208,7 +208,7 @@ def moved_markdown(table: Table, runs: list, before: dict[tuple[str, str, str], 
     """v0.1 figures next to today's for every group and metric both pages have.
 
     A cell is bold when the two means differ by more than two standard errors of their
-    difference (the seeds' spread of both pages); single-seed groups are never bold.
+    difference (the seeds' spread of both pages); a single seed on both pages is never bold.
     """
     metrics = [m for m in table.metrics if m.endswith("{}@{}".format(*HEADLINE_METRICS[0]))]
     lines = [
@@ -231,7 +231,8 @@ def moved_markdown(table: Table, runs: list, before: dict[tuple[str, str, str], 
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             new = SeedMean(statistics.fmean(values), std, len(values))
             diff = new.mean - old.mean
-            cell = f"{old.mean:.4f} -> {new.mean:.4f} ({diff:+.4f})"
+            shown = "+0.0000" if abs(diff) < 5e-5 else f"{diff:+.4f}"  # no "-0.0000"
+            cell = f"{old.mean:.4f} -> {new.mean:.4f} ({shown})"
             se = math.sqrt(old.se2() + new.se2())
             cells.append(f"**{cell}**" if se > 0 and abs(diff) > 2 * se else cell)
         name = " ".join(f"`{o}`" for o in label.split())

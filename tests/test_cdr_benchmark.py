@@ -122,3 +122,11 @@ def test_the_launcher_runs_every_v01_group_and_the_new_floors(bench, tmp_path):
     # Movies 11 groups x 3 seeds, Books 10 x 3, zero-shot 3 + 1 + 1 + 3, ML-100K 2 x 3
     assert len(set(folders)) == len(folders) == 33 + 30 + 8 + 6
     assert folders[0] == tmp_path / "cdr_amazon_movies" / "bitgcf" / "seed0"
+
+
+def test_a_difference_below_the_shown_digits_is_not_negative_zero(bench):
+    table = bench.Table("exp", "t", "model=a", ("test/warm/ndcg@20",), "f", "")
+    before = {("exp", "model=a", "test/warm/ndcg@20"): bench.SeedMean(0.0118, 0.0, 1)}
+    run = _run("model=a", ("experiment=exp", "model=a"), 0, **{"test/warm/ndcg@20": 0.01178})
+    text = bench.moved_markdown(table, [run], before)
+    assert "| `model=a` | 0.0118 -> 0.0118 (+0.0000) |" in text
