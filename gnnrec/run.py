@@ -42,6 +42,7 @@ from gnnrec.track.run_folder import (
 )
 from gnnrec.train.checks import check_training
 from gnnrec.train.identity import run_identity
+from gnnrec.train.schedule import Schedule
 from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
 
@@ -75,7 +76,9 @@ def check_config(cfg: DictConfig) -> None:
     * ``trainer.monitor`` set by hand (``optimized_metric`` is the one key);
     * ``optimized_metric`` that is not a validation key the protocol computes, or that
       needs validation rows the data's own split lacks (the LightGCN files);
-    * a model, loss and sampler that cannot train together (:func:`check_training`).
+    * a model, loss and sampler that cannot train together (:func:`check_training`);
+    * a scheduler stepped on the monitored metric (``scheduler=plateau``) in a run that
+      validates nothing.
 
     Raises:
         ConfigError: naming the keys.
@@ -110,6 +113,29 @@ def check_config(cfg: DictConfig) -> None:
             check_training(model_cls, _instantiate(cfg.loss), _instantiate(cfg.sampler))
         except ValueError as err:
             raise ConfigError(str(err)) from err
+        _check_schedule(cfg, requested)
+
+
+def _schedule(cfg: DictConfig) -> Schedule:
+    """The ``scheduler`` group's schedule; a config saved before the group: constant."""
+    node = cfg.get("scheduler")
+    return Schedule() if node is None else _instantiate(node)
+
+
+def _check_schedule(cfg: DictConfig, requested: str | None) -> None:
+    """Refuse a schedule stepped on the monitored metric when nothing is validated."""
+    schedule = _schedule(cfg)
+    if schedule.needs_monitor and (requested is None or not _may_have_validation(cfg)):
+        reason = (
+            "optimized_metric=null"
+            if requested is None
+            else "this data has no validation split (a fixed split without val rows)"
+        )
+        raise ConfigError(
+            f"scheduler {type(schedule).__name__} is stepped on the monitored validation "
+            f"metric, but {reason}, so nothing is validated; choose another scheduler (e.g. "
+            "scheduler=cosine) or a run with validation"
+        )
 
 
 def _may_have_validation(cfg: DictConfig) -> bool:
@@ -452,6 +478,7 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, floa
                 checkpoint_dir=out / "checkpoints",
                 on_epoch=on_epoch,
                 identity=run_identity(cfg, data, setup.split),
+                schedule=_schedule(cfg),
             )
             # Complete even when a resume had no epoch left to run (on_epoch never called).
             write_json(out / "history.json", fit.history)

@@ -91,6 +91,16 @@ def folder(root: Path, cache: Path) -> list[str]:
         ),
         (["sampler.scope=dom"], "sampler.scope=dom: expected one of 'domain', 'all'"),
         (
+            ["scheduler=cosine", "scheduler.interval=stp"],
+            "scheduler.interval=stp: expected one of 'step', 'epoch'",
+        ),
+        (
+            ["scheduler=plateau", "scheduler.patience=x"],
+            "scheduler.patience=x: expected an integer",
+        ),
+        (["trainer.grad_clip=x"], "trainer.grad_clip=x: expected a number or null"),
+        (["optimizer.weight_decay=x"], "optimizer.weight_decay=x: expected a number"),
+        (
             ["model=emcdr", "model.mapping=mpl"],
             "model.mapping=mpl: expected one of 'mlp', 'linear'",
         ),
@@ -205,6 +215,22 @@ def test_literal_hints_list_the_same_choices_as_the_code():
             "validated, so no model could be selected; set trainer.eval_every to at most 3",
         ),
         (["sampler.popularity_alpha=-1"], "sampler.popularity_alpha must be >= 0, got -1"),
+        (["trainer.grad_clip=0"], "trainer.grad_clip must be positive or null (off), got 0"),
+        (["scheduler=cosine", "scheduler.eta_min=-1"], "scheduler.eta_min must be >= 0, got -1"),
+        (["scheduler=plateau", "scheduler.factor=2"], "scheduler.factor must be in (0, 1), got 2"),
+        (
+            ["scheduler=plateau", "optimized_metric=null"],
+            "scheduler PlateauSchedule is stepped on the monitored validation metric, but "
+            "optimized_metric=null, so nothing is validated; choose another scheduler (e.g. "
+            "scheduler=cosine) or a run with validation",
+        ),
+        (
+            ["scheduler=plateau", "data=gowalla"],
+            "scheduler PlateauSchedule is stepped on the monitored validation metric, but this "
+            "data has no validation split (a fixed split without val rows), so nothing is "
+            "validated; choose another scheduler (e.g. scheduler=cosine) or a run with "
+            "validation",
+        ),
         (["data.split.cold_fraction=1.0"], "data.split.cold_fraction must be in [0, 1), got 1.0"),
         (
             ["data.preprocess.kcore=-1"],

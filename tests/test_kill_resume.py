@@ -1,11 +1,12 @@
 """Fault injection: ``kill -9`` of a real training process, then ``trainer.resume``.
 
 ``python -m gnnrec.train`` trains a small MF on MovieLens-100K in deterministic mode with
-checkpoints. One run is left alone; a second, identical one is killed with SIGKILL at a
+checkpoints, a per-step warmup-cosine learning rate and gradient clipping. One run is left alone; a second, identical one is killed with SIGKILL at a
 seeded random moment after the checkpoint of a seeded random epoch ``k`` has appeared,
 then resumed in place with ``trainer.resume=<its run folder>``. The resumed run must end
 exactly where the uninterrupted one ends: the same metrics, history, per-user rows,
-recommendations and checkpoints (weights, optimizer and sampler state), bit for bit.
+recommendations and checkpoints (weights, optimizer, scheduler and sampler state), bit
+for bit.
 Where the kill lands (an epoch, a validation, a checkpoint or history write) varies with
 the machine's speed; what is asserted does not.
 """
@@ -43,6 +44,10 @@ def overrides(cache_dir: Path) -> list[str]:
         f"trainer.max_epochs={EPOCHS}",
         "trainer.batch_size=1024",
         "trainer.patience=0",
+        "scheduler=warmup_cosine",
+        "scheduler.warmup=50",
+        "scheduler.eta_min=1e-4",
+        "trainer.grad_clip=1.0",
         "trainer.checkpoint=true",
         "trainer.progress=false",
         "deterministic=true",

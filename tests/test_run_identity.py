@@ -4,6 +4,7 @@ Real runs on MovieLens-100K made tiny by overrides.
 """
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -90,6 +91,42 @@ def test_resume_under_another_model_config_is_refused(overrides, finished, tmp_p
         f"trainer.resume={finished}: checkpoint {finished}/checkpoints/last.pt was trained on "
         f"another setup than this run: model.init_std: checkpoint 0.1, this run 0.2. {MIX}"
     )
+
+
+def test_resume_under_another_scheduler_or_clipping_is_refused(overrides, finished, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        args = ["scheduler=plateau", "trainer.grad_clip=1.0", f"trainer.resume={finished}"]
+        train([*overrides, *args], tmp_path / "r")
+    assert str(err.value) == (
+        f"trainer.resume={finished}: checkpoint {finished}/checkpoints/last.pt was trained on "
+        "another setup than this run: scheduler._target_: checkpoint gnnrec.train.Schedule, "
+        "this run gnnrec.train.PlateauSchedule; scheduler.factor: checkpoint (not set), this "
+        "run 0.5; scheduler.patience: checkpoint (not set), this run 5; scheduler.threshold: "
+        "checkpoint (not set), this run 0.0001; scheduler.cooldown: checkpoint (not set), "
+        "this run 0; scheduler.min_lr: checkpoint (not set), this run 0.0; trainer.grad_clip: "
+        f"checkpoint None, this run 1.0. {MIX}"
+    )
+
+
+def test_a_killed_cosine_run_resumes_to_the_same_rates_and_metrics(overrides, tmp_path):
+    args = [*overrides, "trainer.max_epochs=3", "scheduler=cosine", "scheduler.eta_min=1e-4"]
+    full = train([*args, "optimizer.lr=1e-2"], output_dir=tmp_path / "full")
+    history = json.loads((tmp_path / "full" / "history.json").read_text())
+    # 3 epochs of 2 steps: the rate of each epoch's first step, by the cosine formula
+    expected = [1e-4 + (1e-2 - 1e-4) * (1 + math.cos(math.pi * 2 * e / 6)) / 2 for e in range(3)]
+    assert [r["train/lr"] for r in history] == pytest.approx(expected, rel=1e-12)
+    # the same run stopped after its first epoch's checkpoint (by the time budget, which
+    # is not part of the identity), then resumed in place
+    part = tmp_path / "part"
+    train([*args, "optimizer.lr=1e-2", "trainer.max_time_min=1e-6"], output_dir=part)
+    assert epochs_of(part) == [0]
+    resumed = train([*args, "optimizer.lr=1e-2", f"trainer.resume={part}"], output_dir=part)
+    assert [r["train/lr"] for r in json.loads((part / "history.json").read_text())] == [
+        r["train/lr"] for r in history
+    ]
+    for key, value in full.items():
+        if not key.startswith("time/") and key not in ("config_fingerprint", "stopped_on_time"):
+            assert resumed[key] == value, key
 
 
 def test_resume_with_more_epochs_is_allowed(overrides, finished, tmp_path):

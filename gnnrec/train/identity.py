@@ -3,10 +3,16 @@
 A run's *identity* is a flat mapping of what decides its trained weights and its
 held-out rows: the data and split fingerprints (:mod:`gnnrec.data.fingerprint`), the
 seed, the data selection, preprocessing and split settings, and the configs of the
-model, loss, sampler and optimiser with the batch size. The trainer stores it in every
-checkpoint and compares it on ``trainer.resume``: resuming a ``seed=0`` checkpoint under
-``seed=1`` would train on, then test on, another split, whose test pairs include
-training positives of the resumed model.
+model, loss, sampler, optimiser and learning-rate scheduler with the batch size and the
+gradient clipping. The trainer stores it in every checkpoint and compares it on
+``trainer.resume``: resuming a ``seed=0`` checkpoint under ``seed=1`` would train on,
+then test on, another split, whose test pairs include training positives of the resumed
+model.
+
+A key added to the identity after checkpoints were written (:data:`ADDED_LATER`) is
+compared, for a checkpoint that lacks it, as the value that behaves as the code did
+before: an older checkpoint resumes under ``scheduler=none``, without clipping or weight
+decay.
 
 Not part of it, so free to change when a run is continued: the training budget
 (``trainer.max_epochs``, ``max_time_min``, ``patience``, ``eval_every``,
@@ -27,7 +33,7 @@ from gnnrec.data.fingerprint import data_fingerprint, split_fingerprint
 from gnnrec.data.schema import InteractionData
 from gnnrec.data.split import Split
 
-__all__ = ["IDENTITY_KEYS", "identity_differences", "run_identity"]
+__all__ = ["ADDED_LATER", "IDENTITY_KEYS", "identity_differences", "run_identity"]
 
 IDENTITY_KEYS = (
     "seed",
@@ -41,9 +47,18 @@ IDENTITY_KEYS = (
     "loss",
     "sampler",
     "optimizer",
+    "scheduler",
     "trainer.batch_size",
+    "trainer.grad_clip",
 )
 """Config keys (and everything under them) of a run's identity, besides the fingerprints."""
+
+ADDED_LATER: dict[str, Any] = {
+    "optimizer.weight_decay": 0.0,
+    "scheduler._target_": "gnnrec.train.Schedule",
+    "trainer.grad_clip": None,
+}
+"""Flattened identity keys that older checkpoints lack, with the value they trained under."""
 
 _ABSENT = object()
 
@@ -80,12 +95,14 @@ def _shown(value: Any) -> str:
 def identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``"key: checkpoint A, this run B"`` for every key whose value differs.
 
-    Keys come in ``current``'s order, then keys only the checkpoint has.
+    Keys come in ``current``'s order, then keys only the checkpoint has. A key of
+    :data:`ADDED_LATER` that the checkpoint lacks counts as its listed value.
     """
     keys = [*current, *(k for k in saved if k not in current)]
     out = []
     for key in keys:
-        old, new = saved.get(key, _ABSENT), current.get(key, _ABSENT)
+        old = saved.get(key, ADDED_LATER.get(key, _ABSENT))
+        new = current.get(key, _ABSENT)
         if old is not new and old != new:
             out.append(f"{key}: checkpoint {_shown(old)}, this run {_shown(new)}")
     return out

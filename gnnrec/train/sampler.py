@@ -218,11 +218,15 @@ class NegativeSampler(_Pairs):
         pools = self.item_pool[pos]
         pools = pools.repeat_interleave(k) if k > 1 else pools
         neg = self._draw(pools)
+        # Only redrawn entries are checked again (the others are known negatives): the
+        # same draws as checking every entry each round, without K x the lookups.
+        todo = torch.arange(neg.numel())
         for _ in range(self.max_rounds):
-            bad = self._is_positive(users, neg).nonzero().squeeze(1)
+            bad = todo[self._is_positive(users[todo], neg[todo])]
             if bad.numel() == 0:
                 break
             neg[bad] = self._draw(pools[bad])
+            todo = bad
         return neg.view(-1, k)
 
     def __repr__(self) -> str:

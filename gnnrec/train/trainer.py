@@ -1,4 +1,5 @@
-"""Mini-batch trainer: Adam-style optimisation, early stopping, checkpoints and resume."""
+"""Mini-batch trainer: optimisation with a learning-rate schedule and gradient clipping,
+early stopping, checkpoints and resume."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 from gnnrec.errors import ConfigError
 from gnnrec.train.identity import identity_differences
 from gnnrec.train.sampler import NegativeSampler
+from gnnrec.train.schedule import Schedule
 from gnnrec.utils.io import load_checkpoint, save_checkpoint
 from gnnrec.utils.runtime import resolve_device, resolve_precision
 
@@ -56,8 +58,11 @@ class FitResult:
         best_epoch: Epoch (0-based) whose weights the model holds after ``fit``
             (the best validated epoch, or the last one without validation).
         best_value: The monitored metric at ``best_epoch`` (``nan`` without validation).
-        history: One record per epoch: ``epoch``, ``train/loss``, ``time/epoch_s`` and
-            the validation metrics of epochs that were evaluated.
+        history: One record per epoch: ``epoch``, ``train/loss``, ``train/lr`` (the
+            first parameter group's learning rate at the epoch's first step),
+            ``train/grad_norm`` (with ``grad_clip``: the mean global gradient norm
+            before clipping), ``time/epoch_s`` and the validation metrics of epochs
+            that were evaluated.
         train_time_s: Seconds spent in training steps, over every epoch of ``history``
             (a resumed run adds the time recorded in its checkpoint).
         eval_time_s: Seconds spent in validation, likewise.
@@ -103,6 +108,9 @@ class Trainer:
         max_time_min: Wall-clock budget in minutes: no new epoch starts once this much
             time has passed since ``fit`` began (validation included); ``None``: no
             budget. The history records the stop (``FitResult.stopped_on_time``).
+        grad_clip: Clip the global L2 norm of all gradients to this value before each
+            step (:func:`torch.nn.utils.clip_grad_norm_`; with a ``16-mixed``
+            ``GradScaler`` the gradients are unscaled first); ``None``: no clipping.
     """
 
     def __init__(
@@ -121,7 +129,10 @@ class Trainer:
         progress: bool = True,
         max_time_min: float | None = None,
         resume_mismatch: str = "error",
+        grad_clip: float | None = None,
     ) -> None:
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"trainer.grad_clip must be positive or null (off), got {grad_clip}")
         if max_time_min is not None and max_time_min <= 0:
             raise ValueError(f"trainer.max_time_min must be positive or null, got {max_time_min}")
         for key, value in (
@@ -159,6 +170,7 @@ class Trainer:
         self.resume_mismatch = resume_mismatch
         self.progress = progress
         self.max_time_min = max_time_min
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
 
     def _batches_per_epoch(self, sampler: NegativeSampler) -> int:
         full = sampler.num_batches(self.batch_size)
@@ -225,6 +237,7 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         on_epoch: EpochHook | None = None,
         identity: Mapping[str, Any] | None = None,
+        schedule: Schedule | None = None,
     ) -> FitResult:
         """Train ``model`` in place; afterwards it holds the best validated weights.
 
@@ -240,6 +253,9 @@ class Trainer:
             identity: The run's identity (:func:`gnnrec.train.identity.run_identity`),
                 stored in every checkpoint and compared with the resumed one's
                 (``resume_mismatch``); ``None``: neither.
+            schedule: The learning-rate schedule (:mod:`gnnrec.train.schedule`); its
+                scheduler is stepped at its ``interval`` and saved in ``last.pt``.
+                ``None``: a constant learning rate.
 
         Raises:
             ConfigError: The resumed checkpoint's identity differs from ``identity``
@@ -248,6 +264,16 @@ class Trainer:
         """
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None and self.checkpoint else None
         steps = self._batches_per_epoch(sampler)
+        schedule = schedule if schedule is not None else Schedule()
+        if schedule.needs_monitor and validate is None:
+            raise ValueError(
+                f"scheduler {type(schedule).__name__} is stepped on the monitored validation "
+                "metric, but this run validates nothing (optimized_metric=null, or data "
+                "without a validation split); choose another scheduler"
+            )
+        # Built on the fresh optimiser, before a resumed optimiser state is loaded: the
+        # loaded state then restores the learning rates of the interrupted run.
+        scheduler = schedule.build(optimizer, steps, self.max_epochs)
         result = FitResult(best_epoch=-1, best_value=float("nan"))
         best_state: dict | None = None
         bad_evals, start_epoch = 0, 0
@@ -266,6 +292,14 @@ class Trainer:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             sampler.load_state_dict(state["sampler"])
+            if scheduler is not None and "scheduler" in state:
+                scheduler.load_state_dict(state["scheduler"])
+            elif scheduler is not None:
+                warnings.warn(
+                    f"checkpoint {resume} holds no learning-rate scheduler state; "
+                    f"{schedule!r} starts from its beginning",
+                    stacklevel=2,
+                )
             start_epoch = int(state["epoch"]) + 1
             result.best_epoch, result.best_value = (
                 int(state["best_epoch"]),
@@ -287,7 +321,17 @@ class Trainer:
         )
         t_fit = time.perf_counter()
         for epoch in epochs:
-            record = self._train_epoch(model, loss, sampler, optimizer, steps, epoch)
+            record = self._train_epoch(
+                model,
+                loss,
+                sampler,
+                optimizer,
+                steps,
+                epoch,
+                scheduler if schedule.interval == "step" else None,
+            )
+            if scheduler is not None and schedule.interval == "epoch":
+                scheduler.step()
             result.train_time_s += record["time/epoch_s"]
             improved = False
             if validate is not None and (epoch + 1) % self.eval_every == 0:
@@ -304,6 +348,8 @@ class Trainer:
                     )
                 record.update(metrics)
                 value = float(metrics[self.monitor])
+                if scheduler is not None and schedule.interval == "validation":
+                    scheduler.step(value)
                 if result.best_epoch < 0 or value > result.best_value:
                     result.best_epoch, result.best_value, bad_evals = epoch, value, 0
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -332,6 +378,8 @@ class Trainer:
                     "train_time_s": result.train_time_s,
                     "eval_time_s": result.eval_time_s,
                 }
+                if scheduler is not None:
+                    state["scheduler"] = scheduler.state_dict()
                 if best_state is not None:
                     state["best_model"] = best_state
                 if identity is not None:
@@ -374,10 +422,15 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         steps: int,
         epoch: int,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     ) -> dict[str, float]:
+        """One epoch of steps; ``scheduler`` (if any) is stepped after every step."""
         model.train()
         t0 = time.perf_counter()
+        lr = float(optimizer.param_groups[0]["lr"])
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         total = torch.zeros((), device=self.device)
+        grad_norm = torch.zeros((), device=self.device)
         batches = tqdm(
             sampler.epoch(self.batch_size, steps),
             total=steps,
@@ -395,10 +448,19 @@ class Trainer:
                 value = loss(model, users, pos, neg)
             optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(value).backward()
+            if self.grad_clip is not None:
+                self.scaler.unscale_(optimizer)  # clip true gradients, not scaled ones
+                grad_norm += nn.utils.clip_grad_norm_(params, self.grad_clip)
             self.scaler.step(optimizer)
             self.scaler.update()
+            if scheduler is not None:
+                scheduler.step()
             total += value.detach()
         mean_loss = float(total) / max(steps, 1)
         if not math.isfinite(mean_loss):
             raise FloatingPointError(f"training loss became {mean_loss} at epoch {epoch}")
-        return {"epoch": epoch, "train/loss": mean_loss, "time/epoch_s": time.perf_counter() - t0}
+        record = {"epoch": epoch, "train/loss": mean_loss, "train/lr": lr}
+        if self.grad_clip is not None:
+            record["train/grad_norm"] = float(grad_norm) / max(steps, 1)
+        record["time/epoch_s"] = time.perf_counter() - t0
+        return record
