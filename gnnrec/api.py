@@ -158,6 +158,7 @@ def evaluate(
     import pandas as pd
     import torch
 
+    from gnnrec.nn.scoring import ranking_inputs
     from gnnrec.run import per_user_frame, prepare
     from gnnrec.utils.io import load_checkpoint
 
@@ -180,7 +181,7 @@ def evaluate(
         model.load_state_dict(state)
     model.eval()
     with torch.no_grad():
-        emb = model()
+        emb = ranking_inputs(model())
     rows: list[pd.DataFrame] = []
     metrics = setup.protocol.evaluate("test", setup.tasks["test"], *emb, per_user=rows)
     for flag in setup.group_flags:  # as run() records them: empty groups, repeats

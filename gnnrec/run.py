@@ -32,6 +32,7 @@ from gnnrec.evaluate.protocol import GroupFlag, Protocol, flag_groups
 from gnnrec.evaluate.tasks import MAIN
 from gnnrec.features import encode_cached, item_embeddings, user_profiles
 from gnnrec.models.base import Recommender, TrainingData, build_from_data
+from gnnrec.nn.scoring import Scorer, ranking_inputs
 from gnnrec.track.examples import example_recommendations, item_titles
 from gnnrec.track.run_folder import (
     CONFIG_FINGERPRINT,
@@ -403,9 +404,10 @@ def _warn_unvalidated_epochs(max_epochs: int, eval_every: int) -> None:
         )
 
 
-def _embeddings(model: Recommender) -> tuple[torch.Tensor, torch.Tensor]:
+def _embeddings(model: Recommender) -> tuple[torch.Tensor | Scorer, torch.Tensor | None]:
+    """The evaluator's arguments: ``(user_emb, item_emb)``, or ``(scorer, None)``."""
     with torch.no_grad():
-        return model()
+        return ranking_inputs(model())
 
 
 def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, float | str]:

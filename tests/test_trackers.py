@@ -121,6 +121,27 @@ def test_example_recommendations_rank_unmasked_candidates():
     assert cold["rank"].tolist() == [1, 2] and set(cold["truth_titles"]) == {"D | E"}
 
 
+def test_example_recommendations_of_a_scorer_equal_those_of_its_scores():
+    from gnnrec.nn import Scorer
+
+    class Table(Scorer):
+        def __init__(self, scores):
+            super().__init__(*scores.shape, dtype=scores.dtype)
+            self.scores = scores
+
+        def against(self, items):
+            return lambda users: self.scores[users][:, items]
+
+    scores = torch.tensor([[10.0, 9.0, 8.0, 7.0, 6.0, 100.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    titles = np.array(list("ABCDEF"), dtype=object)
+    expected = example_recommendations(scores, torch.eye(6), _task(), titles, k=3)
+    frame = example_recommendations(Table(scores), None, _task(), titles, k=3)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert frame[frame["user_idx"] == 0]["item_idx"].tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="titles has 2 entries but there are 6 items"):
+        example_recommendations(Table(scores), None, _task(), titles[:2])
+
+
 def test_example_users_are_drawn_from_every_group_and_seeded():
     emb = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
     titles = np.array(list("ABCDEF"), dtype=object)

@@ -4,9 +4,12 @@ A :class:`RankingTask` holds, for ``n`` evaluated users, the ``m`` candidate ite
 they are ranked against, each user's ground-truth items and the items to mask
 (training items, plus validation items at test time) as CSR matrices over local
 candidate positions. :class:`Evaluator` scores
-:math:`s_{ui} = \mathbf{e}_u^\top \mathbf{e}_i` in user chunks, sets masked
-entries to :math:`-\infty`, takes the top :math:`K_{max}` and computes the metrics
-of :mod:`gnnrec.evaluate.metrics` per user, then averages them per user group.
+:math:`s_{ui} = \mathbf{e}_u^\top \mathbf{e}_i` in user chunks (or asks a model's
+:class:`~gnnrec.nn.scoring.Scorer` for each chunk's ``[chunk, m]`` block, for models
+whose scores are not a dot product), sets masked entries to :math:`-\infty`, takes the
+top :math:`K_{max}` and computes the metrics of :mod:`gnnrec.evaluate.metrics` per user,
+then averages them per user group. Everything after the scores (masks, ties, the
+sampled protocol) is the same for both.
 
 **Ties.** Items with equal scores are ranked in uniformly random order and every metric
 is its exact expectation over that order (:mod:`gnnrec.evaluate.metrics` gives the
@@ -38,6 +41,7 @@ from torch import Tensor
 
 from gnnrec.evaluate.metrics import METRIC_NAMES, Ranking, ranking_metrics
 from gnnrec.evaluate.sampled import SAMPLED_NAMES, NegativeSampler
+from gnnrec.nn.scoring import Scorer
 
 __all__ = ["Evaluator", "RankingTask"]
 
@@ -92,6 +96,17 @@ def _count_equal(scores: Tensor, level: Tensor) -> Tensor:
         ones = torch.ones(scores.size(1), dtype=scores.dtype, device=scores.device)
         return torch.mv(scores, ones).round_().long()
     return (scores == level).sum(1)
+
+
+def _fill_block(scores: Tensor, block: Tensor, scorer: Scorer) -> None:
+    """Copy a scorer's block into the evaluator's buffer, checking its shape."""
+    if block.shape != scores.shape:
+        raise ValueError(
+            f"{type(scorer).__name__} returned a block of shape {tuple(block.shape)} for "
+            f"{scores.size(0)} users and {scores.size(1)} candidates; Scorer.against must "
+            "return [users, candidates] scores"
+        )
+    scores.copy_(block)
 
 
 @dataclass
@@ -286,7 +301,7 @@ class RankingTask:
 
 
 class Evaluator:
-    r"""Top-K evaluation of dot-product scores over a :class:`RankingTask`.
+    r"""Top-K evaluation of dot-product (or :class:`~gnnrec.nn.scoring.Scorer`) scores.
 
     Full ranking: for every chunk of ``batch_size`` users the scores against all
     candidates are computed on the embeddings' device, masked items are set to
@@ -359,17 +374,21 @@ class Evaluator:
     def evaluate(
         self,
         task: RankingTask,
-        user_emb: Tensor,
-        item_emb: Tensor,
+        user_emb: Tensor | Scorer,
+        item_emb: Tensor | None = None,
         return_per_user: bool = False,
     ) -> dict[str, float] | tuple[dict[str, float], dict[str, Tensor]]:
-        """Evaluates ``user_emb @ item_emb.T`` on ``task``.
+        """Evaluates ``user_emb @ item_emb.T`` (or a :class:`Scorer`'s scores) on ``task``.
 
         Args:
             task: Users, candidates, truth, masks and groups.
-            user_emb: ``[num_users, d]`` embeddings indexed by global user id.
+            user_emb: ``[num_users, d]`` embeddings indexed by global user id, or a
+                :class:`~gnnrec.nn.scoring.Scorer` (what an item-item model's
+                ``forward`` returns), prepared once for ``task.candidates`` and asked
+                for one ``[batch_size, m]`` block per chunk of users.
             item_emb: ``[num_items, d]`` embeddings indexed by global item id, on
-                the same device (any ``d``, e.g. ``d = 1`` for popularity).
+                the same device (any ``d``, e.g. ``d = 1`` for popularity); ``None``
+                with a scorer.
             return_per_user: Also return the per-user values.
 
         Returns:
@@ -397,14 +416,25 @@ class Evaluator:
             return results, per_user
         return results
 
-    def _per_user(self, task: RankingTask, user_emb: Tensor, item_emb: Tensor) -> dict[str, Tensor]:
+    def _per_user(
+        self, task: RankingTask, user_emb: Tensor | Scorer, item_emb: Tensor | None
+    ) -> dict[str, Tensor]:
         """Per-user metric values (CPU float64) for every metric and cut-off."""
-        if user_emb.dim() != 2 or item_emb.dim() != 2 or user_emb.size(1) != item_emb.size(1):
+        scorer = user_emb if isinstance(user_emb, Scorer) else None
+        if scorer is not None:
+            if item_emb is not None:
+                raise ValueError(
+                    f"got a {type(scorer).__name__} and item embeddings; a scorer ranks alone "
+                    "(pass item_emb=None)"
+                )
+        elif item_emb is None:
+            raise ValueError("item_emb is missing: pass user and item embeddings, or a Scorer")
+        elif user_emb.dim() != 2 or item_emb.dim() != 2 or user_emb.size(1) != item_emb.size(1):
             raise ValueError(
                 f"expected user_emb [num_users, d] and item_emb [num_items, d], got "
                 f"{tuple(user_emb.shape)} and {tuple(item_emb.shape)}"
             )
-        if user_emb.device != item_emb.device:
+        elif user_emb.device != item_emb.device:
             raise ValueError(
                 f"embeddings on different devices: {user_emb.device}, {item_emb.device}"
             )
@@ -416,17 +446,26 @@ class Evaluator:
                 names += [f"{name}@{k}" for name in SAMPLED_NAMES for k in self.sampled_ks]
             return dict.fromkeys(names, empty)
         max_user, max_item = int(task.users.max()), int(task.candidates.max())
-        if max_user >= user_emb.size(0) or max_item >= item_emb.size(0):
+        rows_u, rows_i = (
+            (scorer.num_users, scorer.num_items)
+            if scorer is not None
+            else (user_emb.size(0), item_emb.size(0))
+        )
+        if max_user >= rows_u or max_item >= rows_i:
             raise ValueError(
-                f"task ids exceed the embeddings: max user {max_user} vs {user_emb.size(0)} "
-                f"rows, max candidate {max_item} vs {item_emb.size(0)} rows"
+                f"task ids exceed the embeddings: max user {max_user} vs {rows_u} "
+                f"rows, max candidate {max_item} vs {rows_i} rows"
             )
-        device = user_emb.device
-        dtype = torch.promote_types(user_emb.dtype, item_emb.dtype)
-        if not dtype.is_floating_point:
-            dtype = torch.get_default_dtype()
+        if scorer is not None:
+            device, dtype = scorer.device, scorer.dtype
+            score_block = scorer.against(task.candidates.to(device))
+        else:
+            device = user_emb.device
+            dtype = torch.promote_types(user_emb.dtype, item_emb.dtype)
+            if not dtype.is_floating_point:
+                dtype = torch.get_default_dtype()
+            items_t = item_emb[task.candidates.to(device)].to(dtype).t()
         users = task.users.to(device)
-        items_t = item_emb[task.candidates.to(device)].to(dtype).t()
         k_top = min(max(self.ks), m)
 
         # Flat keys row * m + col: truth sorted for searchsorted, exclude for index_fill.
@@ -474,7 +513,10 @@ class Evaluator:
         for start in range(0, n, chunk):
             end = min(start + chunk, n)
             scores = scores_buf[: end - start]
-            torch.mm(user_emb[users[start:end]].to(dtype), items_t, out=scores)
+            if scorer is None:
+                torch.mm(user_emb[users[start:end]].to(dtype), items_t, out=scores)
+            else:
+                _fill_block(scores, score_block(users[start:end]), scorer)
             flat = scores.view(-1)
             flat.index_fill_(0, excl_keys[e_ptr[start] : e_ptr[end]] - start * m, float("-inf"))
             if sampler is not None:
@@ -487,7 +529,7 @@ class Evaluator:
                 row = start + int(torch.isnan(values[:, 0]).nonzero()[0])
                 raise ValueError(
                     f"the model scores NaN for user {int(task.users[row])} (row {row}): "
-                    "user_emb or item_emb holds non-finite values"
+                    "user_emb or item_emb (or the scorer) holds non-finite values"
                 )
             if k_fetch > k_top:
                 last = values[:, k_top - 1]

@@ -37,6 +37,7 @@ from gnnrec.keys import (
     metric_key,
     parse_metric_key,
 )
+from gnnrec.nn.scoring import Scorer
 
 __all__ = ["AUTO", "GroupFlag", "Protocol", "flag_groups"]
 
@@ -127,12 +128,15 @@ class Protocol:
         self,
         split: str,
         tasks: dict[str, RankingTask],
-        user_emb: Tensor,
-        item_emb: Tensor,
+        user_emb: Tensor | Scorer,
+        item_emb: Tensor | None = None,
         per_user: list[pd.DataFrame] | None = None,
         prefix: str = "",
     ) -> dict[str, float]:
         """Metrics ``"<prefix><split>/<group>/<metric>@<k>"`` of every task of ``split``.
+
+        ``user_emb, item_emb`` are what a model's ``forward`` returns: the two embedding
+        tables, or one :class:`~gnnrec.nn.scoring.Scorer` (then ``item_emb`` is ``None``).
 
         The cold-item tasks report their own group only (their ``all`` would repeat it).
         With ``per_user``, one frame per task is appended: ``task``, ``user_idx``,

@@ -14,7 +14,10 @@ from gnnrec.models.loss import BPRLoss, RankingLoss, SoftmaxLoss
 
 if TYPE_CHECKING:
     from gnnrec.models.bitgcf import BiTGCF
+    from gnnrec.models.ease import EASE
     from gnnrec.models.emcdr import EMCDR
+    from gnnrec.models.gfcf import GFCF
+    from gnnrec.models.itemknn import ItemKNN
     from gnnrec.models.lightgcn import LightGCN
     from gnnrec.models.lightgcn_text import LightGCNText, mean_item_embedding
     from gnnrec.models.mf import MF
@@ -25,7 +28,10 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "BiTGCF": "bitgcf",
+    "EASE": "ease",
     "EMCDR": "emcdr",
+    "GFCF": "gfcf",
+    "ItemKNN": "itemknn",
     "LightGCN": "lightgcn",
     "LightGCNText": "lightgcn_text",
     "mean_item_embedding": "lightgcn_text",
@@ -37,11 +43,14 @@ _LAZY = {
 }
 
 __all__ = [
+    "EASE",
     "EMCDR",
+    "GFCF",
     "MF",
     "RGCN",
     "BPRLoss",
     "BiTGCF",
+    "ItemKNN",
     "LightGCN",
     "LightGCNText",
     "Popularity",

@@ -9,7 +9,14 @@ config or the dataset object.
 talk to:
 
 * ``forward() -> (user_emb, item_emb)``: the representations the evaluator ranks by
-  dot product;
+  dot product; or ``forward() -> Scorer`` (:class:`gnnrec.nn.scoring.Scorer`) for a model
+  whose scores are not a dot product of two tables that fit in memory (item-item models:
+  item-KNN, EASE, GF-CF score ``x_u S`` from the user's sparse training row). The
+  evaluator prepares the scorer once per candidate list (``Scorer.against(items)``) and
+  asks it for one dense ``[chunk, num_candidates]`` block per chunk of users; masks, ties
+  and the sampled protocol then work on that block as on a dot-product block. Such models
+  have nothing to train (``trains = False``); ``score`` and ``score_matrix`` below ask the
+  scorer, so the contract test holds for them too;
 * ``encode(users, pos)``: everything one training step needs from one pass (by default
   the :meth:`forward` output and the layer-0 embeddings of :meth:`ego_embeddings`);
   ``(users, pos)`` are the step's supervision pairs, so a graph encoder can keep them
@@ -37,6 +44,8 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from gnnrec.nn.scoring import Scorer
 
 __all__ = ["Recommender", "StepOutputs", "TrainingData", "build_from_data"]
 
@@ -203,14 +212,15 @@ def build_from_data(partial: Callable[..., Any], data: TrainingData, what: str =
 class StepOutputs:
     """What one training step computed from the model: ``final`` and ``ego`` pairs.
 
-    ``final`` is ``(user_emb, item_emb)`` as :meth:`Recommender.forward` returns them;
+    ``final`` is what :meth:`Recommender.forward` returns: ``(user_emb, item_emb)``, or a
+    :class:`~gnnrec.nn.scoring.Scorer`;
     ``ego`` the layer-0 ``(user_0, item_0)`` the L2 term applies to (``None``: nothing
     to regularise). Models may attach more (``extra``) for their own :meth:`score`.
     """
 
     def __init__(
         self,
-        final: tuple[Tensor, Tensor],
+        final: tuple[Tensor, Tensor] | Scorer,
         ego: tuple[Tensor, Tensor] | None = None,
         extra: Any = None,
     ) -> None:
@@ -239,8 +249,12 @@ class Recommender(nn.Module):
     domains are not comparable, and losses or samplers that rank a positive against
     items of other domains cannot train the model."""
 
-    def forward(self) -> tuple[Tensor, Tensor]:
-        """``([num_users, d], [num_items, d])``: what the evaluator ranks by dot product."""
+    def forward(self) -> tuple[Tensor, Tensor] | Scorer:
+        """``([num_users, d], [num_items, d])``: what the evaluator ranks by dot product.
+
+        Or a :class:`~gnnrec.nn.scoring.Scorer` that the evaluator asks for blocks of
+        scores (item-item models; see the module docstring).
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def ego_embeddings(self) -> tuple[Tensor, Tensor] | None:
@@ -257,6 +271,8 @@ class Recommender(nn.Module):
         The default is the dot product of ``out.final``; for target-domain items it must
         equal what :meth:`forward` ranks by (``tests/models`` checks every model).
         """
+        if isinstance(out.final, Scorer):
+            return out.final.pairs(users, items)
         user_emb, item_emb = out.final
         u = user_emb[users]
         v = _gather(item_emb, items)
@@ -266,6 +282,8 @@ class Recommender(nn.Module):
 
     def score_matrix(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
         """``[B, N]`` scores of every user in ``users`` with every item of ``items``."""
+        if isinstance(out.final, Scorer):
+            return out.final.matrix(users, items)
         user_emb, item_emb = out.final
         return user_emb[users] @ item_emb[items].t()
 

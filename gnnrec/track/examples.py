@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gnnrec.evaluate.evaluator import RankingTask
+from gnnrec.nn.scoring import Scorer
 
 __all__ = ["EXAMPLE_COLUMNS", "example_recommendations", "item_titles"]
 
@@ -84,8 +85,8 @@ def _pick_rows(group: np.ndarray, num_users: int, seed: int) -> list[int]:
 
 
 def example_recommendations(
-    user_emb: Tensor,
-    item_emb: Tensor,
+    user_emb: Tensor | Scorer,
+    item_emb: Tensor | None,
     task: RankingTask,
     titles: Sequence[str] | np.ndarray,
     num_users: int = 5,
@@ -102,8 +103,10 @@ def example_recommendations(
     rows.
 
     Args:
-        user_emb: ``[num_users, d]`` embeddings indexed by global user id.
-        item_emb: ``[num_items, d]`` embeddings indexed by global item id.
+        user_emb: ``[num_users, d]`` embeddings indexed by global user id, or a
+            :class:`~gnnrec.nn.scoring.Scorer` (an item-item model's ``forward``).
+        item_emb: ``[num_items, d]`` embeddings indexed by global item id; ``None``
+            with a scorer.
         task: The test :class:`~gnnrec.evaluate.evaluator.RankingTask`.
         titles: Title of every item, indexed by global item id (:func:`item_titles`).
         num_users: Users to show.
@@ -120,9 +123,10 @@ def example_recommendations(
     """
     if num_users < 0 or k <= 0:
         raise ValueError(f"need num_users >= 0 and k > 0, got num_users={num_users}, k={k}")
-    if len(titles) < item_emb.size(0):
+    num_items = user_emb.num_items if isinstance(user_emb, Scorer) else item_emb.size(0)
+    if len(titles) < num_items:
         raise ValueError(
-            f"titles has {len(titles)} entries but there are {item_emb.size(0)} items; pass "
+            f"titles has {len(titles)} entries but there are {num_items} items; pass "
             "one title per item (item_titles(data.items, column))"
         )
     group = _row_groups(task)
@@ -132,8 +136,12 @@ def example_recommendations(
         candidates = task.candidates
         users = task.users[rows]
         with torch.no_grad():
-            items = item_emb[candidates.to(item_emb.device)].detach().float().cpu()
-            scores = user_emb[users.to(user_emb.device)].detach().float().cpu() @ items.T
+            if isinstance(user_emb, Scorer):
+                device = user_emb.device
+                scores = user_emb.matrix(users.to(device), candidates.to(device)).cpu()
+            else:
+                items = item_emb[candidates.to(item_emb.device)].detach().float().cpu()
+                scores = user_emb[users.to(user_emb.device)].detach().float().cpu() @ items.T
     for j, row in enumerate(rows):
         masked = torch.zeros(task.num_candidates, dtype=torch.bool)
         masked[task.exclude_indices[task.exclude_indptr[row] : task.exclude_indptr[row + 1]]] = True

@@ -9,6 +9,7 @@ from gnnrec.utils.io import (
     write_json,
 )
 from gnnrec.utils.runtime import (
+    available_memory,
     resolve_device,
     resolve_precision,
     seed_everything,
@@ -18,6 +19,7 @@ from gnnrec.utils.runtime import (
 __all__ = [
     "Cached",
     "atomic_write",
+    "available_memory",
     "cached_dir",
     "cached_file",
     "file_lock",

@@ -1,4 +1,4 @@
-"""Seeds, determinism and device selection."""
+"""Seeds, determinism, device selection and the memory a run may use."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "set_deterministic", "resolve_device", "resolve_precision"]
+__all__ = [
+    "available_memory",
+    "resolve_device",
+    "resolve_precision",
+    "seed_everything",
+    "set_deterministic",
+]
 
 
 def seed_everything(seed: int) -> None:
@@ -59,3 +65,22 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[torch.dtype
     if device.type != "cuda":
         raise ValueError(f"trainer.precision={precision!r} needs a CUDA device, got {device}")
     return (torch.bfloat16, False) if precision == "bf16-mixed" else (torch.float16, True)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations now, or ``None`` where unknown.
+
+    Linux's ``MemAvailable`` (free memory plus what the page cache can give back), else
+    the free physical pages the C library reports.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

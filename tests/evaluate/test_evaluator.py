@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gnnrec.evaluate import Evaluator, RankingTask
+from gnnrec.nn import Scorer
 
 KS = (1, 3, 5, 20)
 NAMES = ("recall", "ndcg", "hit", "mrr", "precision")
@@ -421,3 +422,49 @@ def test_nan_scores_raise_naming_the_user():
     task = RankingTask.from_pairs([0], [0], [0, 1, 2], [0], [2])
     out = Evaluator(ks=(1,), metrics=("recall",)).evaluate(task, torch.ones(1, 2), item_emb)
     assert out["all/recall@1"] == pytest.approx(1 / 2)
+
+
+class _MatrixScorer(Scorer):
+    """A Scorer over an explicit dense score matrix, recording the blocks it is asked for."""
+
+    def __init__(self, scores: torch.Tensor, wrong_shape: bool = False) -> None:
+        super().__init__(*scores.shape, dtype=scores.dtype)
+        self.scores, self.wrong_shape, self.calls = scores, wrong_shape, []
+
+    def against(self, items):
+        def block(users):
+            self.calls.append(users.numel())
+            out = self.scores[users][:, items]
+            return out[:, :-1] if self.wrong_shape else out
+
+        return block
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_a_scorer_is_ranked_exactly_as_the_same_scores_by_dot_product(seed):
+    user_emb, item_emb, cands, truth, excl = _random_problem(seed)
+    scores = user_emb @ item_emb.T
+    scores[:, ::4] = 0.25  # blocks of tied scores that cross the cut at K
+    scores[::5] = 1.0  # users whose every score ties
+    task = _task(cands, truth, excl, {"some": np.array(sorted(truth)[::2])})
+    evaluator = Evaluator(ks=KS, batch_size=16, sampled_negatives=30, sampled_ks=(1, 5))
+    eye = torch.eye(scores.size(1), dtype=torch.float64)
+    expected = evaluator.evaluate(task, scores, eye, return_per_user=True)
+    scorer = _MatrixScorer(scores)
+    results, per_user = evaluator.evaluate(task, scorer, return_per_user=True)
+    assert results == expected[0]
+    for key, values in expected[1].items():
+        assert torch.equal(per_user[key], values), key
+    assert scorer.calls == [16, 16, 16, 2]  # 50 users in chunks of batch_size
+
+
+def test_a_scorer_with_a_wrong_block_or_with_item_embeddings_fails_clearly():
+    user_emb, item_emb, cands, truth, excl = _random_problem(0)
+    task = _task(cands, truth, excl)
+    bad = _MatrixScorer(user_emb @ item_emb.T, wrong_shape=True)
+    with pytest.raises(ValueError, match=r"_MatrixScorer returned a block of shape \(50, 69\)"):
+        Evaluator().evaluate(task, bad)
+    with pytest.raises(ValueError, match="a scorer ranks alone"):
+        Evaluator().evaluate(task, _MatrixScorer(user_emb @ item_emb.T), item_emb)
+    with pytest.raises(ValueError, match="item_emb is missing"):
+        Evaluator().evaluate(task, user_emb)

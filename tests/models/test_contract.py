@@ -11,6 +11,7 @@ from gnnrec.data.graph import build_graph
 from gnnrec.data.knowledge import knowledge_graph
 from gnnrec.errors import ConfigError
 from gnnrec.models import Recommender, TrainingData, build_from_data
+from gnnrec.nn import Scorer
 from gnnrec.run import build_model
 from gnnrec.train import check_training
 
@@ -70,14 +71,26 @@ def test_every_model_builds_from_training_data_and_keeps_the_contract(name):
     torch.manual_seed(0)
     model = build_model(cfg.model, tiny_data())
     assert isinstance(model, Recommender)
-    user_emb, item_emb = model()
-    assert user_emb.shape[0] == 6 and item_emb.shape[0] == 9
-    assert user_emb.shape[1] == item_emb.shape[1]
+    ranked = model()
     out = model.encode()
     users = torch.tensor([0, 1, 2, 3])
     target_items = torch.tensor([[4, 5], [6, 7], [8, 4], [5, 8]])
+    if isinstance(ranked, Scorer):  # item-item models: the evaluator asks for blocks
+        assert not model.trains
+        assert (ranked.num_users, ranked.num_items) == (6, 9)
+        candidates = torch.tensor([4, 5, 6, 7, 8])  # the target domain, as the evaluator ranks
+        block = ranked.against(candidates)(users)
+        assert block.shape == (4, 5) and block.dtype == ranked.dtype
+        expected = block.gather(1, target_items - 4)
+        torch.testing.assert_close(
+            model.score_matrix(out, users, candidates), block, rtol=0, atol=0
+        )
+    else:
+        user_emb, item_emb = ranked
+        assert user_emb.shape[0] == 6 and item_emb.shape[0] == 9
+        assert user_emb.shape[1] == item_emb.shape[1]
+        expected = (user_emb[users].unsqueeze(1) * item_emb[target_items]).sum(-1)
     # what the losses score is what the evaluator ranks, for target-domain items
-    expected = (user_emb[users].unsqueeze(1) * item_emb[target_items]).sum(-1)
     torch.testing.assert_close(model.score(out, users, target_items), expected)
     torch.testing.assert_close(model.score(out, users, target_items[:, 0]), expected[:, 0])
     assert model.trainable == model.trains
