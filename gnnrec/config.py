@@ -6,11 +6,19 @@ import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["CONFIG_DIR", "ROOT", "compose_config", "register_resolvers", "study_seed"]
+__all__ = [
+    "CONFIG_DIR",
+    "ROOT",
+    "compose_config",
+    "register_resolvers",
+    "study_seed",
+    "text_cold_search_space",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "conf"
@@ -36,6 +44,30 @@ def study_seed(base: int, db_path: str, study_name: str) -> int:
     except sqlite3.Error:
         return int(base)
     return int(base) + int(count)
+
+
+ALIGN_WEIGHTS = (0.0, 0.1, 0.5)
+"""``model.align_weight`` choices of ``hparams_search=lightgcn_text_cold_optuna``."""
+
+
+def text_cold_search_space(cfg: DictConfig, trial: Any) -> None:
+    """The conditional dimension of ``hparams_search=lightgcn_text_cold_optuna``.
+
+    Optuna's ``hydra.sweeper.params`` are independent dimensions, but
+    ``model.align_weight > 0`` is refused with ``model.id_embedding=false`` (nothing to
+    align), and a refused trial would stop the sweep. So ``model.align_weight`` is drawn
+    from :data:`ALIGN_WEIGHTS` here (``hydra.sweeper.custom_search_space``), after the
+    other dimensions, only in trials with ID embeddings; the others keep the config's
+    value (0.0). A value fixed on the command line is kept.
+
+    Args:
+        cfg: The sweep's config.
+        trial: The Optuna trial, its other parameters already drawn.
+    """
+    key = "model.id_embedding"
+    fusion = trial.params.get(key, trial.user_attrs.get(key, cfg.model.id_embedding))
+    if fusion is not False and "model.align_weight" not in trial.user_attrs:
+        trial.suggest_categorical("model.align_weight", list(ALIGN_WEIGHTS))
 
 
 def register_resolvers() -> None:

@@ -77,6 +77,7 @@ def check_config(cfg: DictConfig) -> None:
     * ``trainer.monitor`` set by hand (``optimized_metric`` is the one key);
     * ``optimized_metric`` that is not a validation key the protocol computes, or that
       needs validation rows the data's own split lacks (the LightGCN files);
+    * the model's option values that need no data (``Recommender.check_options``);
     * a model, loss and sampler that cannot train together (:func:`check_training`);
     * a scheduler stepped on the monitored metric (``scheduler=plateau``) in a run that
       validates nothing.
@@ -109,6 +110,13 @@ def check_config(cfg: DictConfig) -> None:
     if requested is not None:
         protocol.monitor_key(requested, has_validation=_may_have_validation(cfg))
     model_cls = get_class(cfg.model._target_)
+    if isinstance(model_cls, type) and issubclass(model_cls, Recommender):
+        options = OmegaConf.to_container(cfg.model, resolve=True)
+        options = {k: v for k, v in options.items() if not k.startswith("_")}
+        try:
+            model_cls.check_options(**options)
+        except ValueError as err:
+            raise ConfigError(f"model {cfg.model._target_}: {err}") from err
     if getattr(model_cls, "trains", True):
         try:
             check_training(model_cls, _instantiate(cfg.loss), _instantiate(cfg.sampler))

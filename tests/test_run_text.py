@@ -84,3 +84,39 @@ def test_minilm_zero_shot_beats_random_on_movielens(cache_dir, tmp_path, data_ro
     assert users > 900
     # Random ranking of ~1.6k unseen movies: Recall@50 ~ 50 / 1600 = 0.03.
     assert metrics["test/all/recall@50"] > 2 * 50 / 1682
+
+
+def test_cold_start_options_train_through_the_command_line(cache_dir, tmp_path, data_root):
+    """Item bias, gated fusion and alignment together, launched as ``gnnrec-train``."""
+    import math
+
+    import torch
+
+    from tests.test_new_user import cli
+
+    run_dir = tmp_path / "run"
+    proc = cli(
+        "data=ml100k",
+        "model=lightgcn_text",
+        "loss=softmax",
+        "model.item_bias=logpop",
+        "model.bias_init=0.1",
+        "model.id_embedding=gate",
+        "model.align_weight=0.1",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=3",
+        "trainer.progress=false",
+        "eval.sampled_negatives=0",
+        "tracker=none",
+        f"paths.data_dir={data_root}",
+        f"paths.cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["test/all/num_users"] > 900
+    assert math.isfinite(metrics["val/all/ndcg@20"]) and metrics["test/all/recall@50"] > 0
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert state["id_embedding.weight"].shape == (943 + 1682, 64)
+    assert state["beta"].item() != pytest.approx(0.1, abs=1e-7)  # trained
+    assert not torch.equal(state["item_gate"], torch.tensor([1.0, -2.0]))

@@ -116,6 +116,39 @@ def test_hparams_search_composes_an_optuna_study(name, tmp_path):
         assert OmegaConf.select(cfg, key) is not None, f"{name}: {key} is not a config key"
 
 
+def test_text_cold_search_draws_align_weight_only_with_id_embeddings():
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    from gnnrec.config import ALIGN_WEIGHTS, compose_config, text_cold_search_space
+    from gnnrec.run import check_config
+
+    search = ["hparams_search=lightgcn_text_cold_optuna", "data=ml100k"]
+    cfg = compose_with_hydra(search)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.custom_search_space == "gnnrec.config.text_cold_search_space"
+    space, _ = create_params_from_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
+    assert "model.align_weight" not in space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = set()
+    for _ in range(30):
+        trial = study.ask()
+        for key, distribution in space.items():
+            trial._suggest(key, distribution)
+        text_cold_search_space(cfg, trial)
+        if trial.params["model.id_embedding"] is False:
+            assert "model.align_weight" not in trial.params
+        else:
+            drawn.add(trial.params["model.align_weight"])
+        # every trial's overrides, as the sweeper writes them, pass the start-time checks
+        check_config(compose_config([*search, *(f"{k}={v}" for k, v in trial.params.items())]))
+    assert drawn == set(ALIGN_WEIGHTS)
+    fixed = optuna.create_study().ask()  # a value fixed on the command line is kept
+    assert fixed.suggest_categorical("model.id_embedding", ["gate"]) == "gate"
+    fixed.set_user_attr("model.align_weight", 0.3)
+    text_cold_search_space(cfg, fixed)
+    assert "model.align_weight" not in fixed.params
+
+
 def test_launchers_compose():
     cfg = compose_with_hydra(["hydra/launcher=joblib"])
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
@@ -165,6 +198,23 @@ def test_joblib_jobs_share_the_caches(data_root, tmp_path):
     # The encoder loads lazily, on the first encode: one job loads it, the other reads the cache.
     encoded = [log.count("loaded text encoder") for log in logs]
     assert sorted(encoded) == [0, 1], "item texts were encoded more than once"
+
+
+def test_text_cold_optuna_sweep_runs_its_trials(data_root, tmp_path):
+    args = ["hparams_search=lightgcn_text_cold_optuna", "hydra.sweeper.n_trials=3", *TINY]
+    check_ok(gnnrec_train(args, data_root, tmp_path))
+    study_name = "lightgcn_text_cold_ml100k_ml-100k"
+    storage = f"sqlite:///{tmp_path}/logs/optuna/{study_name}.db"
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    trials = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(trials) == 3
+    (sweep,) = sweep_dirs(tmp_path)
+    for trial, job in zip(trials, job_dirs(sweep), strict=True):
+        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+        assert {f"{key}={value}" for key, value in trial.params.items()} <= set(overrides)
+        with_ids = trial.params["model.id_embedding"] is not False
+        assert ("model.align_weight" in trial.params) == with_ids
+        assert trial.value == pytest.approx(json.loads((job / "metrics.json").read_text())[METRIC])
 
 
 def test_optuna_sweep_stores_and_resumes_its_study(data_root, tmp_path):

@@ -26,12 +26,17 @@ talk to:
   the losses score only through these, so a model with its own scoring (EMCDR, BiTGCF)
   is trained on the scores it ranks with;
 * ``regularization(out, users, pos, neg)``: the L2 term of the batch's layer-0 rows;
-* ``auxiliary_loss()``: an extra objective added as is (EMCDR's mapping loss);
+* ``auxiliary_loss(out, users, pos, neg)``: an extra objective added as is, given the
+  step's :meth:`encode` output and batch as the L2 term is (EMCDR's mapping loss ignores
+  them; LightGCNText's ID-text alignment uses the batch's nodes and the text projection
+  its ``encode`` leaves in ``out.extra``); every argument defaults to ``None``, so a
+  batch-free term can be called as ``auxiliary_loss()``;
 * ``parameter_groups()``: optimiser parameter groups (EMCDR puts its own L2 on the
   mapping there; groups without ``weight_decay`` take the optimiser's).
 
 Capabilities a loss or sampler may depend on are class attributes
-(:attr:`Recommender.domain_specific_scores`), checked at start.
+(:attr:`Recommender.domain_specific_scores`), checked at start, as are the model's own
+option values that need no data (:meth:`Recommender.check_options`).
 """
 
 from __future__ import annotations
@@ -215,7 +220,8 @@ class StepOutputs:
     ``final`` is what :meth:`Recommender.forward` returns: ``(user_emb, item_emb)``, or a
     :class:`~gnnrec.nn.scoring.Scorer`;
     ``ego`` the layer-0 ``(user_0, item_0)`` the L2 term applies to (``None``: nothing
-    to regularise). Models may attach more (``extra``) for their own :meth:`score`.
+    to regularise). Models may attach more (``extra``) for their own :meth:`score` or
+    :meth:`auxiliary_loss`.
     """
 
     def __init__(
@@ -248,6 +254,16 @@ class Recommender(nn.Module):
     item's embedding (a user factor per domain): then scores of items of different
     domains are not comparable, and losses or samplers that rank a positive against
     items of other domains cannot train the model."""
+
+    @classmethod
+    def check_options(cls, **options: Any) -> None:
+        """Raise ``ValueError`` for option values that cannot work, before data is loaded.
+
+        ``options`` are the keys the model's config sets (without ``_target_``). The run
+        calls this at start (:func:`gnnrec.run.check_config`), so a combination the
+        constructor would refuse fails before data is loaded and text is encoded; the
+        constructor still checks. Default: nothing to check.
+        """
 
     def forward(self) -> tuple[Tensor, Tensor] | Scorer:
         """``([num_users, d], [num_items, d])``: what the evaluator ranks by dot product.
@@ -302,8 +318,18 @@ class Recommender(nn.Module):
             total = total + item0[neg.reshape(-1)].square().sum()
         return 0.5 * total / users.numel()
 
-    def auxiliary_loss(self) -> Tensor | float:
-        """An extra objective term added to the loss as is (default: none)."""
+    def auxiliary_loss(
+        self,
+        out: StepOutputs | None = None,
+        users: Tensor | None = None,
+        pos: Tensor | None = None,
+        neg: Tensor | None = None,
+    ) -> Tensor | float:
+        """An extra objective term added to the loss as is (default: none).
+
+        The losses pass the step's :meth:`encode` output and batch, as to
+        :meth:`regularization`; a term that does not depend on the batch may ignore them.
+        """
         return 0.0
 
     def parameter_groups(self) -> list[dict[str, Any]]:

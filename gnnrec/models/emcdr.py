@@ -226,7 +226,13 @@ class EMCDR(Recommender):
         target = self.target_user(self.overlap_users).detach()
         return F.mse_loss(self.mapping(source), target)
 
-    def auxiliary_loss(self) -> Tensor:
+    def auxiliary_loss(
+        self,
+        out: StepOutputs | None = None,
+        users: Tensor | None = None,
+        pos: Tensor | None = None,
+        neg: Tensor | None = None,
+    ) -> Tensor:
         """``mapping_weight`` times :meth:`mapping_loss`; the batch is not used."""
         return self.mapping_weight * self.mapping_loss()
 

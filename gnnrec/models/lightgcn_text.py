@@ -2,12 +2,17 @@
 
 Sheng et al., "Language Representations Can be What Recommenders Need: Findings and
 Potentials" (AlphaRec), 2024. https://arxiv.org/abs/2407.05441
+
+Options for cold start (users without target-domain history, items without edges): an
+item bias added to the cosine (a learned one, or learned weight of log-popularity), a
+degree gate between ID and text embeddings, and a contrastive ID-text alignment.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -16,10 +21,13 @@ from torch import Tensor, nn
 from gnnrec.models.base import Recommender, StepOutputs
 from gnnrec.nn import LayerMeanPropagation
 
-__all__ = ["LightGCNText", "mean_item_embedding", "user_text_input"]
+__all__ = ["LightGCNText", "id_fusion", "info_nce", "mean_item_embedding", "user_text_input"]
 
 UserInput = Literal["mean", "profile"]
 USER_INPUTS = get_args(UserInput)
+IdFusion = Literal["add", "gate"]
+ItemBias = Literal["none", "learned", "logpop"]
+ITEM_BIASES = get_args(ItemBias)
 
 
 def mean_item_embedding(
@@ -70,24 +78,126 @@ def user_text_input(
     return profiles
 
 
+def id_fusion(id_embedding: bool | str) -> str:
+    """The fusion of ID embeddings a ``model.id_embedding`` value selects.
+
+    ``False`` is ``"none"`` (text only) and ``True`` is ``"add"`` (the setting's former
+    boolean form).
+
+    Raises:
+        ValueError: For any other value than ``False``, ``True``, ``"add"`` and ``"gate"``.
+    """
+    if id_embedding is False:
+        return "none"
+    if id_embedding is True:
+        return "add"
+    if id_embedding in ("add", "gate"):
+        return str(id_embedding)
+    raise ValueError(
+        f"model.id_embedding must be false, true (= add), 'add' or 'gate', got {id_embedding!r}"
+    )
+
+
+_CHECKED = ("id_embedding", "item_bias", "gate_init", "align_weight", "align_temperature")
+
+
+def _check_options(
+    id_embedding: Any,
+    item_bias: Any,
+    gate_init: Sequence[float],
+    align_weight: float,
+    align_temperature: float,
+) -> str:
+    """The fusion :func:`id_fusion` selects, once the options are known to work together."""
+    fusion = id_fusion(id_embedding)
+    if item_bias not in ITEM_BIASES:
+        raise ValueError(f"model.item_bias must be one of {ITEM_BIASES}, got {item_bias!r}")
+    if len(gate_init) != 2:
+        raise ValueError(f"model.gate_init must be two numbers [a, b], got {list(gate_init)}")
+    if align_weight < 0:
+        raise ValueError(f"model.align_weight must be >= 0, got {align_weight}")
+    if align_weight and fusion == "none":
+        raise ValueError(
+            f"model.align_weight={align_weight} aligns ID embeddings with the text, but "
+            "model.id_embedding=false has none; set model.id_embedding=add or gate, or "
+            "model.align_weight=0"
+        )
+    if align_temperature <= 0:
+        raise ValueError(f"model.align_temperature must be positive, got {align_temperature}")
+    return fusion
+
+
+def info_nce(anchor: Tensor, positive: Tensor, temperature: float) -> Tensor:
+    r"""Symmetric InfoNCE of ``[N, d]`` row pairs, the other rows as negatives.
+
+    .. math::
+        \ell = \frac{1}{2N}\sum_{n}\Big(
+        -\ln\frac{e^{s_{nn}/\tau}}{\sum_m e^{s_{nm}/\tau}}
+        -\ln\frac{e^{s_{nn}/\tau}}{\sum_m e^{s_{mn}/\tau}}\Big), \qquad
+        s_{nm} = \cos(\mathbf{a}_n, \mathbf{p}_m)
+
+    (CLIP's loss; Radford et al., 2021). One row gives 0.
+    """
+    a = F.normalize(anchor.float(), dim=-1)
+    p = F.normalize(positive.float(), dim=-1)
+    logits = a @ p.t() / temperature
+    labels = torch.arange(logits.size(0), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+
+
 class LightGCNText(Recommender):
     r"""AlphaRec-style LightGCN: a learnable MLP maps frozen text embeddings to layer 0.
 
     .. math::
-        \mathbf{e}^{(0)}_i = \mathrm{MLP}(\mathbf{t}_i) \;[+\, \mathbf{v}_i], \qquad
-        \mathbf{e}^{(0)}_u = \mathrm{MLP}(\mathbf{t}_u) \;[+\, \mathbf{v}_u], \qquad
-        \mathbf{E} = \sum_{k=0}^{K} \alpha_k \tilde{A}^k \mathbf{E}^{(0)}
+        \mathbf{E} = \sum_{k=0}^{K} \alpha_k \tilde{A}^k \mathbf{E}^{(0)}, \qquad
+        \hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i \;[+\, b_i]
 
-    with :math:`\mathbf{t}_i` the item's language-model embedding, :math:`\mathbf{t}_u`
-    either the mean of the user's *training* items' embeddings (AlphaRec) or the
-    embedding of the user's profile text, optional ID embeddings :math:`\mathbf{v}`, and
-    LightGCN propagation over all domains' training edges. Scores are
-    :math:`\mathbf{e}_u^\top \mathbf{e}_i` of the propagated (by default L2-normalised,
-    i.e. cosine as in AlphaRec) representations.
+    with layer 0, for a user or item node :math:`n` of text embedding :math:`\mathbf{t}_n`
+    and ID embedding :math:`\mathbf{v}_n`, by ``id_embedding``:
+
+    .. math::
+        \mathbf{e}^{(0)}_n =
+        \begin{cases}
+        \mathrm{MLP}(\mathbf{t}_n) & \text{false (text only)} \\
+        \mathrm{MLP}(\mathbf{t}_n) + \mathbf{v}_n & \text{add (or true)} \\
+        g_n \mathbf{v}_n + (1 - g_n)\,\mathrm{MLP}(\mathbf{t}_n), \;
+        g_n = \sigma\big(a \ln(1 + d_n) + b\big) & \text{gate}
+        \end{cases}
+
+    :math:`\mathbf{t}_u` is either the mean of the user's *training* items' embeddings
+    (AlphaRec) or the embedding of the user's profile text; :math:`d_n` is the node's
+    number of distinct training edges (all domains); :math:`(a, b)` are learnable
+    scalars, one pair for users and one for items (``gate_init``), so a node without
+    edges (a cold item) has :math:`g_n = \sigma(b)` and leans on its text. Propagation is
+    LightGCN's over all domains' training edges; the outputs are by default
+    L2-normalised (cosine scores, as in AlphaRec).
+
+    The item bias :math:`b_i` (``item_bias``) is ``0`` (``none``), a learned scalar per
+    item, zero-initialised (``learned``), or :math:`\beta \ln(1 + c_i)` with :math:`c_i`
+    the item's training count and :math:`\beta` one learned scalar initialised to
+    ``bias_init`` (``logpop``; items without training interactions get 0). It is added
+    *after* normalisation, as an extra column (1 for users, :math:`b_i` for items), so
+    :meth:`forward` still returns two tables ranked by dot product and the cosine keeps
+    its range. The bias is in score units: ``loss=softmax`` divides scores by its
+    temperature :math:`\tau`, so a bias :math:`b_i` moves the item's logits by
+    :math:`b_i/\tau` (a cosine spans 2, so with :math:`\tau = 0.15` a bias of 0.3 is
+    worth 2 logits). A learned bias absorbs popularity only if the negatives do not
+    already follow it: with ``sampler=in_batch`` (the batch's positives as negatives,
+    drawn by popularity) the sampled softmax's optimum already removes log-popularity
+    from the scores, so there is little for the bias to learn; the default
+    ``sampler=domain`` draws negatives uniformly.
+
+    With ``align_weight`` :math:`\lambda > 0`, :meth:`auxiliary_loss` adds a contrastive
+    alignment of each batch node's ID embedding with its text projection,
+    :math:`\frac{\lambda}{2}\big(\ell(\mathbf{V}_U, \mathrm{MLP}(\mathbf{T}_U)) +
+    \ell(\mathbf{V}_I, \mathrm{MLP}(\mathbf{T}_I))\big)` with :func:`info_nce` (temperature
+    ``align_temperature``) over the batch's distinct users :math:`U` and distinct
+    positive items :math:`I`, so that ID embeddings of warm nodes live in the space the
+    text of cold nodes is projected to.
 
     Items with no training edge (cold items, zero-shot domains) have zero rows in
-    :math:`\tilde{A}`, so their representation is :math:`\alpha_0\,\mathrm{MLP}(\mathbf{t}_i)`:
-    the same projection, from text alone. With ``normalize=True`` the scale
+    :math:`\tilde{A}`, so their representation is :math:`\alpha_0\,\mathbf{e}^{(0)}_i`
+    (from text alone without ID embeddings). With ``normalize=True`` the scale
     :math:`\alpha_0` does not matter.
 
     Args:
@@ -100,18 +210,27 @@ class LightGCNText(Recommender):
         user_profiles: A function returning ``[num_users, d_text]`` profile-text
             embeddings (:attr:`gnnrec.models.TrainingData.user_profiles`); called only
             with ``user_input="profile"``, since encoding profiles is costly.
+        item_counts: ``[num_items]`` training interactions per item, for
+            ``item_bias="logpop"`` (``None``: counted from ``train_items``).
         user_input: ``"mean"`` (mean of training items' embeddings) or ``"profile"``
             (``user_profiles``, required then).
         embedding_dim: Output size of the projection.
         hidden_dim: Hidden size of the two-layer MLP (``0``: a single linear map).
         num_layers: Propagation layers ``K``.
         alpha: Layer weights; ``None`` is uniform.
-        id_embedding: Add learnable ID embeddings to the projected text.
+        id_embedding: ``False`` (text only), ``"add"`` (or ``True``: ID embeddings added
+            to the projected text) or ``"gate"`` (a degree gate between the two).
         normalize: L2-normalise the outputs (cosine scores).
         init_std: Standard deviation of the ID embeddings' initialisation.
+        item_bias: ``"none"``, ``"learned"`` or ``"logpop"`` (see above).
+        bias_init: Initial :math:`\beta` of ``item_bias="logpop"`` (unused otherwise).
+        gate_init: Initial ``(a, b)`` of both gates of ``id_embedding="gate"``.
+        align_weight: Weight :math:`\lambda` of the ID-text alignment (needs ID embeddings).
+        align_temperature: Temperature of the alignment's InfoNCE.
 
     Shapes:
-        forward: ``() -> ([num_users, embedding_dim], [num_items, embedding_dim])``
+        forward: ``() -> ([num_users, D], [num_items, D])``, ``D = embedding_dim``, plus
+        one with an item bias
     """
 
     def __init__(
@@ -123,14 +242,20 @@ class LightGCNText(Recommender):
         train_users: Tensor,
         train_items: Tensor,
         user_profiles: Callable[[], Tensor] | None = None,
+        item_counts: Tensor | None = None,
         user_input: UserInput = "mean",
         embedding_dim: int = 64,
         hidden_dim: int = 256,
         num_layers: int = 2,
         alpha: Sequence[float] | None = None,
-        id_embedding: bool = False,
+        id_embedding: bool | IdFusion = False,
         normalize: bool = True,
         init_std: float = 0.1,
+        item_bias: ItemBias = "none",
+        bias_init: float = 0.0,
+        gate_init: Sequence[float] = (1.0, -2.0),
+        align_weight: float = 0.0,
+        align_temperature: float = 0.2,
     ) -> None:
         super().__init__()
         if tuple(item_text_emb.shape[:1]) != (num_items,):
@@ -145,11 +270,15 @@ class LightGCNText(Recommender):
         n = num_users + num_items
         if tuple(adj.shape) != (n, n):
             raise ValueError(f"adj must be [{n}, {n}] (users + items), got {tuple(adj.shape)}")
+        fusion = _check_options(id_embedding, item_bias, gate_init, align_weight, align_temperature)
         self.num_users, self.num_items = num_users, num_items
         self.embedding_dim, self.hidden_dim, self.num_layers = embedding_dim, hidden_dim, num_layers
         self.alpha = tuple(float(a) for a in alpha)
         self.normalize, self.init_std = normalize, init_std
-        self.user_input = user_input
+        self.user_input, self.fusion, self.item_bias = user_input, fusion, item_bias
+        self.bias_init = float(bias_init)
+        self.gate_init = tuple(float(v) for v in gate_init)
+        self.align_weight, self.align_temperature = float(align_weight), float(align_temperature)
         item_text = item_text_emb.detach().float().cpu()
         user_text = user_text_input(
             user_input, item_text, train_users, train_items, num_users, user_profiles
@@ -163,8 +292,41 @@ class LightGCNText(Recommender):
             )
         else:
             self.mlp = nn.Sequential(nn.Linear(d_text, embedding_dim))
-        self.id_embedding = nn.Embedding(n, embedding_dim) if id_embedding else None
+        self.id_embedding = nn.Embedding(n, embedding_dim) if fusion != "none" else None
+        if fusion == "gate":
+            key = torch.unique(train_users.long().cpu() * num_items + train_items.long().cpu())
+            degree = torch.cat(
+                [
+                    torch.bincount(key // num_items, minlength=num_users),
+                    torch.bincount(key % num_items, minlength=num_items),
+                ]
+            )
+            self.register_buffer("log_degree", torch.log1p(degree.float()), persistent=False)
+            self.user_gate = nn.Parameter(torch.zeros(2))
+            self.item_gate = nn.Parameter(torch.zeros(2))
+        if item_bias == "learned":
+            self.bias = nn.Parameter(torch.zeros(num_items))
+        elif item_bias == "logpop":
+            if item_counts is None:
+                item_counts = torch.bincount(train_items.long().cpu(), minlength=num_items)
+            if tuple(item_counts.shape) != (num_items,):
+                raise ValueError(
+                    f"item_counts must be [{num_items}], got {tuple(item_counts.shape)}"
+                )
+            log_count = torch.log1p(item_counts.detach().float().cpu())
+            self.register_buffer("log_count", log_count, persistent=False)
+            self.beta = nn.Parameter(torch.zeros(()))
         self.reset_parameters()
+
+    @classmethod
+    def check_options(cls, **options: Any) -> None:
+        """The constructor's checks of the options that need no data, run at start.
+
+        Those of ``id_embedding``, ``item_bias``, ``gate_init``, ``align_weight`` and
+        ``align_temperature``; the others take the constructor's defaults.
+        """
+        params = inspect.signature(cls).parameters
+        _check_options(*(options.get(k, params[k].default) for k in _CHECKED))
 
     def reset_parameters(self) -> None:
         for layer in self.mlp:
@@ -172,25 +334,59 @@ class LightGCNText(Recommender):
                 layer.reset_parameters()
         if self.id_embedding is not None:
             nn.init.normal_(self.id_embedding.weight, std=self.init_std)
+        with torch.no_grad():
+            if self.fusion == "gate":
+                self.user_gate.copy_(torch.tensor(self.gate_init))
+                self.item_gate.copy_(torch.tensor(self.gate_init))
+            if self.item_bias == "learned":
+                self.bias.zero_()
+            elif self.item_bias == "logpop":
+                self.beta.fill_(self.bias_init)
 
     def _apply(self, fn, recurse=True):
         self.adj = fn(self.adj)
         return super()._apply(fn, recurse)
 
+    def gate(self) -> Tensor:
+        """``[num_users + num_items, 1]`` weight :math:`g_n` of the ID embedding (``gate``)."""
+        user_degree, item_degree = self.log_degree.split([self.num_users, self.num_items])
+        a_u, b_u = self.user_gate
+        a_i, b_i = self.item_gate
+        logit = torch.cat([a_u * user_degree + b_u, a_i * item_degree + b_i])
+        return torch.sigmoid(logit).unsqueeze(1)
+
+    def _fuse(self, projected: Tensor) -> Tensor:
+        if self.fusion == "add":
+            return projected + self.id_embedding.weight
+        if self.fusion == "gate":
+            g = self.gate()
+            return g * self.id_embedding.weight + (1 - g) * projected
+        return projected
+
     def layer0(self) -> Tensor:
         """``[num_users + num_items, embedding_dim]`` initial representations."""
-        x = self.mlp(self.text)
-        if self.id_embedding is not None:
-            x = x + self.id_embedding.weight
-        return x
+        return self._fuse(self.mlp(self.text))
+
+    def item_bias_values(self) -> Tensor | None:
+        """``[num_items]`` score bias of every item, ``None`` with ``item_bias="none"``."""
+        if self.item_bias == "learned":
+            return self.bias
+        if self.item_bias == "logpop":
+            return self.beta * self.log_count
+        return None
 
     def ego_embeddings(self) -> tuple[Tensor, Tensor]:
         """Layer-0 representations, the ones L2 regularisation applies to."""
         return self.layer0().split([self.num_users, self.num_items])
 
     def encode(self, users: Tensor | None = None, pos: Tensor | None = None) -> StepOutputs:
-        """``forward()`` and ``ego_embeddings()`` from one pass of the MLP (the step's main cost)."""
-        x0 = self.layer0()
+        """One pass of the MLP (the step's main cost) for scores, L2 and alignment terms.
+
+        ``final`` is :meth:`forward`'s output, ``ego`` the layer-0 rows and ``extra`` the
+        ``[num_users + num_items, embedding_dim]`` text projection (for the alignment).
+        """
+        projected = self.mlp(self.text)
+        x0 = self._fuse(projected)
         x = x0
         if self.num_layers:
             with torch.autocast(x.device.type, enabled=False):
@@ -200,16 +396,48 @@ class LightGCNText(Recommender):
         if self.normalize:
             x = F.normalize(x, dim=-1)
         sizes = [self.num_users, self.num_items]
-        return StepOutputs(tuple(x.split(sizes)), tuple(x0.split(sizes)))
+        user_emb, item_emb = x.split(sizes)
+        bias = self.item_bias_values()
+        if bias is not None:  # after normalisation: the score is cosine + b_i
+            user_emb = torch.cat([user_emb, user_emb.new_ones(self.num_users, 1)], dim=1)
+            item_emb = torch.cat([item_emb, bias.to(item_emb.dtype)[:, None]], dim=1)
+        return StepOutputs((user_emb, item_emb), tuple(x0.split(sizes)), projected)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """Propagated (and optionally normalised) user and item representations."""
         return self.encode().final
+
+    def auxiliary_loss(
+        self,
+        out: StepOutputs | None = None,
+        users: Tensor | None = None,
+        pos: Tensor | None = None,
+        neg: Tensor | None = None,
+    ) -> Tensor | float:
+        """``align_weight`` times the ID-text alignment of the batch's users and positives.
+
+        Raises:
+            ValueError: With ``align_weight > 0`` but no step outputs or batch.
+        """
+        if not self.align_weight:
+            return 0.0
+        if out is None or users is None or pos is None:
+            raise ValueError(
+                "LightGCNText's alignment is a term of the batch: call "
+                "auxiliary_loss(out, users, pos, neg) with the step's encode() output"
+            )
+        ids, projected = self.id_embedding.weight, out.extra
+        u = users.reshape(-1).unique()
+        i = pos.reshape(-1).unique() + self.num_users
+        user_term = info_nce(ids[u], projected[u], self.align_temperature)
+        item_term = info_nce(ids[i], projected[i], self.align_temperature)
+        return self.align_weight * 0.5 * (user_term + item_term)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.num_users}, {self.num_items}, "
             f"text_dim={self.text.size(1)}, dim={self.embedding_dim}, hidden={self.hidden_dim}, "
             f"num_layers={self.num_layers}, users={self.user_input}, "
-            f"id_embedding={self.id_embedding is not None})"
+            f"id_embedding={self.fusion}, item_bias={self.item_bias}, "
+            f"align_weight={self.align_weight})"
         )

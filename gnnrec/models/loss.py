@@ -2,10 +2,12 @@
 
 Every loss is called as ``loss(model, users, pos, neg)`` with a sampler batch
 (``users [B]``, ``pos [B]``, ``neg [B, K]``). It asks the model for one
-:meth:`~gnnrec.models.Recommender.encode` pass (given the batch's supervision pairs), scores pairs only through
-``model.score`` / ``model.score_matrix``, and adds ``l2 * model.regularization(...)``
-and ``model.auxiliary_loss()``. A model with its own scoring (EMCDR's per-domain user
-factors, BiTGCF's per-domain users) is therefore trained on the scores it is ranked by.
+:meth:`~gnnrec.models.Recommender.encode` pass (given the batch's supervision pairs),
+scores pairs only through ``model.score`` / ``model.score_matrix``, and adds
+``l2 * model.regularization(out, users, pos, neg)`` and
+``model.auxiliary_loss(out, users, pos, neg)``. A model with its own scoring (EMCDR's
+per-domain user factors, BiTGCF's per-domain users) is therefore trained on the scores
+it is ranked by.
 
 What a loss needs from the batch is declared (:attr:`needs_sampled_negatives`,
 :attr:`shares_negatives`), so :func:`gnnrec.train.check_training` can refuse, at start,
@@ -53,7 +55,7 @@ class RankingLoss(nn.Module):
         loss = self.ranking(model, out, users, pos, neg)
         if self.l2:
             loss = loss + self.l2 * model.regularization(out, users, pos, neg)
-        return loss + model.auxiliary_loss()
+        return loss + model.auxiliary_loss(out, users, pos, neg)
 
 
 class BPRLoss(RankingLoss):
