@@ -1,0 +1,447 @@
+"""Tune every model of the cross-domain benchmark on validation, one budget for all.
+
+    python experiments/tune_amazon.py run ROOT [--targets movies books] [--models mf ...] [--jobs 2]
+    python experiments/tune_amazon.py export ROOT [--targets ...] [--models ...]
+
+``run`` launches, per target domain and model, the Optuna study
+``conf/hparams_search/<model>_optuna.yaml`` on ``experiment=cdr_amazon_<target>`` (split
+seed 0) with the budget of ``conf/hparams_search/common/optuna.yaml``: the same number of
+trials for every model (``--trials``, 10), each trained for at most 100 epochs at batch
+8,192, validated every 5 epochs with patience 3 and at most 15 minutes of training. Every
+trial is a run folder ``ROOT/<target>/<model>/sweep<k>/<n>/``; the studies live in
+``ROOT/logs/optuna/``. A study that stopped early is continued by the same command: it runs
+only the trials still missing (a new ``sweep<k>`` folder), and TPE sees the earlier ones.
+Studies run one thread each, ``--jobs`` at a time.
+
+``export`` reads the trial folders (never the test split's figures: a trial's value is
+its ``val/all/ndcg@20`` at the best validated epoch) and writes, per study,
+
+* ``experiments/tuning/amazon_<target>_<model>.csv``: the trail, one row per trial
+  (value, parameters, best epoch, epochs run, stop reason, training minutes);
+* ``conf/experiment/tuned/amazon_<target>_<model>.yaml``: the best trial as an experiment
+  file, so that ``gnnrec-train experiment=tuned/amazon_<target>_<model> seed=0,1,2 -m``
+  reruns the row;
+* ``experiments/tuning/README.md``: every study's space, budget and best trial, with the
+  trials whose best epoch was their last (or that the clock stopped) marked budget-bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+CONF = REPO / "conf"
+TRAIL_DIR = HERE / "tuning"
+TUNED_DIR = CONF / "experiment" / "tuned"
+METRIC = "val/all/ndcg@20"
+TARGETS = ("movies", "books")
+
+# model -> overrides every trial of its study gets (beyond the search file)
+MODELS: dict[str, list[str]] = {
+    "mf": ["encoder=none"],
+    "lightgcn": ["encoder=none"],
+    "bitgcf": ["encoder=none"],
+    "emcdr": ["encoder=none"],
+    "rgcn": ["encoder=none"],
+    "itemknn": ["encoder=none"],
+    "gfcf": ["encoder=none"],
+    "ease": ["encoder=none"],
+    "lightgcn_text": [],
+}
+PER_TARGET: dict[tuple[str, str], list[str]] = {
+    # EASE's dense inverse: every target item plus the most-interacted source items
+    ("ease", "movies"): ["model.max_items=20000"],
+    ("ease", "books"): ["model.max_items=42000"],
+}
+# keys a trial sets that are not searched but belong to the tuned experiment file
+BUDGET_KEYS = (
+    "trainer.max_epochs",
+    "trainer.eval_every",
+    "trainer.patience",
+    "trainer.batch_size",
+    "trainer.max_time_min",
+)
+
+
+@dataclass
+class Trial:
+    """One trial's folder, its overrides and what metrics.json says of it."""
+
+    folder: Path
+    number: int
+    overrides: dict[str, str]
+    metrics: dict
+
+    @property
+    def value(self) -> float:
+        value = self.metrics.get(METRIC)
+        return float(value) if isinstance(value, (int, float)) else math.nan
+
+    @property
+    def trains(self) -> bool:
+        return "epochs" in self.metrics
+
+    @property
+    def epochs(self) -> int:
+        return int(self.metrics.get("epochs", 0))
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self.metrics.get("best_epoch", 0))
+
+    @property
+    def budget_bound(self) -> bool:
+        """Stopped by the clock, or its best validated epoch is the last one run."""
+        if not self.trains:
+            return False
+        if self.metrics.get("stopped_on_time"):
+            return True
+        return not self.metrics.get("stopped_early") and self.best_epoch == self.epochs - 1
+
+    @property
+    def stop(self) -> str:
+        if not self.trains:
+            return "fit"
+        if self.metrics.get("stopped_on_time"):
+            return "time"
+        if self.metrics.get("stopped_early"):
+            return "patience"
+        return "max_epochs"
+
+    @property
+    def train_min(self) -> float:
+        return float(self.metrics.get("time/train_s", 0.0)) / 60
+
+
+@dataclass
+class Study:
+    target: str
+    model: str
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"amazon_{self.target}_{self.model}"
+
+    @property
+    def done(self) -> list[Trial]:
+        return [t for t in self.trials if not math.isnan(t.value)]
+
+    @property
+    def best(self) -> Trial | None:
+        # ties: the earlier trial (a later one must be strictly better)
+        done = sorted(self.done, key=lambda t: t.number)
+        return max(done, key=lambda t: t.value) if done else None
+
+
+def search_file(model: str) -> Path:
+    return CONF / "hparams_search" / f"{model}_optuna.yaml"
+
+
+def search_space(model: str) -> dict[str, str]:
+    """The ``hydra.sweeper.params`` of the model's search file, as written."""
+    conf = yaml.safe_load(search_file(model).read_text())
+    return dict(conf["hydra"]["sweeper"]["params"])
+
+
+def study_dir(root: Path, target: str, model: str) -> Path:
+    return root / target / model
+
+
+def sweep_folders(base: Path) -> list[Path]:
+    return [p for p in base.glob("sweep*") if p.is_dir() and p.name[5:].isdigit()]
+
+
+def read_trials(root: Path, target: str, model: str) -> Study:
+    """Every finished trial folder of the study, numbered in launch order."""
+    study = Study(target, model)
+    base = study_dir(root, target, model)
+    sweeps = sorted(sweep_folders(base), key=lambda p: int(p.name[5:]))
+    number = 0
+    for sweep in sweeps:
+        jobs = sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        for job in jobs:
+            metrics_file = job / "metrics.json"
+            overrides_file = job / ".hydra" / "overrides.yaml"
+            if not metrics_file.is_file() or not overrides_file.is_file():
+                continue
+            overrides = {}
+            for item in yaml.safe_load(overrides_file.read_text()):
+                key, _, value = item.partition("=")
+                overrides[key] = value
+            metrics = json.loads(metrics_file.read_text())
+            study.trials.append(Trial(job, number, overrides, metrics))
+            number += 1
+    return study
+
+
+def launch(root: Path, target: str, model: str, trials: int, extra: list[str] = ()) -> int:
+    """Run the trials the study still misses, in a new sweep folder."""
+    have = len(read_trials(root, target, model).trials)
+    missing = trials - have
+    if missing <= 0:
+        print(f"{target}/{model}: {have} trials done", flush=True)
+        return 0
+    base = study_dir(root, target, model)
+    base.mkdir(parents=True, exist_ok=True)
+    k = len(sweep_folders(base))
+    sweep = base / f"sweep{k}"
+    overrides = [
+        f"experiment=cdr_amazon_{target}",
+        f"hparams_search={model}_optuna",
+        *MODELS[model],
+        *PER_TARGET.get((model, target), []),
+        f"hydra.sweeper.n_trials={missing}",
+        f"hydra.sweeper.study_name=amazon_{target}_{model}",
+        f"paths.log_dir={root / 'logs'}",
+        f"hydra.sweep.dir={sweep}",
+        "tracker=none",
+        *extra,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "gnnrec.train", "-m", *overrides]
+    print(f"start {target}/{model}: {missing} trials -> {sweep}", flush=True)
+    with (base / f"sweep{k}.log").open("w") as log:
+        code = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    print(f"{'done' if code == 0 else f'FAILED ({code})'}: {target}/{model}", flush=True)
+    return code
+
+
+def _yaml_value(value: str):
+    """A command-line override's value as YAML would read it (numbers, booleans, null)."""
+    return yaml.safe_load(value) if value != "" else ""
+
+
+# a trial's overrides that place or launch it, not part of the configuration it trained
+LAUNCH_KEYS = ("experiment", "hparams_search", "tracker")
+LAUNCH_PREFIXES = ("hydra.", "paths.")
+
+
+def search_groups(model: str) -> dict[str, str]:
+    """The config groups the model's search file selects (``override /<group>: <option>``)."""
+    conf = yaml.safe_load(search_file(model).read_text())
+    groups = {}
+    for entry in conf.get("defaults", []):
+        if isinstance(entry, dict):
+            for key, option in entry.items():
+                if key.startswith("override /") and not key.startswith("override /hydra"):
+                    groups[key.removeprefix("override /")] = option
+    return groups
+
+
+def tuned_experiment(study: Study) -> str:
+    """The best trial as an experiment file that reruns it.
+
+    Everything the trial trained with beyond the defaults: the search file's config
+    groups, the budget of common/optuna.yaml, then the trial's own overrides (the drawn
+    parameters and the fixed ones, e.g. ``encoder=none``), as the trial composed them.
+    """
+    best = study.best
+    assert best is not None
+    groups = {"data": "amazon_bcm", **search_groups(study.model)}
+    values: dict[str, object] = {key: _budget(key) for key in BUDGET_KEYS}
+    values["trainer.progress"] = False
+    values["data.target_domain"] = study.target
+    for key, value in best.overrides.items():
+        if key in LAUNCH_KEYS or key.startswith(LAUNCH_PREFIXES):
+            continue
+        if "." in key:
+            values[key] = _yaml_value(value)
+        else:
+            groups[key] = value
+    nested: dict = {"task_name": f"tuned_{study.name}"}
+    for key, value in sorted(values.items()):
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    lines = [
+        "# @package _global_",
+        f"# {study.model} tuned on validation ({METRIC}) for target {study.target}: the best of",
+        f"# {len(study.done)} trials of conf/hparams_search/{study.model}_optuna.yaml, trial "
+        f"{best.number}, value {best.value:.4f},",
+        f"# best epoch {best.best_epoch} of {best.epochs} run"
+        + (" (budget-bound)" if best.budget_bound else "")
+        + ". Written by experiments/tune_amazon.py export;",
+        f"# trail: experiments/tuning/{study.name}.csv. Rerun the row:",
+        f"#   gnnrec-train -m experiment=tuned/{study.name} seed=0,1,2",
+        "defaults:",
+        *(f"  - override /{group}: {choice}" for group, choice in groups.items()),
+        "",
+    ]
+    body = yaml.safe_dump(nested, sort_keys=False, default_flow_style=False)
+    return "\n".join(lines) + body
+
+
+def _budget(key: str):
+    conf = yaml.safe_load((CONF / "hparams_search" / "common" / "optuna.yaml").read_text())
+    node = conf
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def param_keys(study: Study) -> list[str]:
+    """The searched keys: the search file's, then any a custom search space drew."""
+    keys = list(search_space(study.model))
+    fixed = {
+        o.partition("=")[0]
+        for o in [*MODELS[study.model], *PER_TARGET.get((study.model, study.target), [])]
+    }
+    for trial in study.trials:
+        for key in trial.overrides:
+            if key in keys or key in fixed or key in LAUNCH_KEYS or key.startswith(LAUNCH_PREFIXES):
+                continue
+            if key.startswith("model.") and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def trail_csv(study: Study) -> str:
+    space = param_keys(study)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["trial", METRIC, *space, "best_epoch", "epochs", "stop", "budget_bound", "train_min"]
+    )
+    for t in study.trials:
+        writer.writerow(
+            [
+                t.number,
+                f"{t.value:.6f}",
+                *(t.overrides.get(key, "") for key in space),
+                t.best_epoch if t.trains else "",
+                t.epochs if t.trains else "",
+                t.stop,
+                int(t.budget_bound),
+                f"{t.train_min:.2f}",
+            ]
+        )
+    return out.getvalue()
+
+
+def _short(value: str) -> str:
+    """A drawn float in 3 significant digits (the trail CSV keeps every digit)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number == int(number) and "." not in value else f"{number:.3g}"
+
+
+def readme(studies: list[Study]) -> str:
+    lines = [
+        "# Tuning on validation: every model, one budget",
+        "",
+        "Written by `python experiments/tune_amazon.py export ROOT` from the trial folders of",
+        "`python experiments/tune_amazon.py run ROOT`. Data `amazon_bcm`, split seed 0, selection on",
+        f"`{METRIC}` at the best validated epoch (the test split is never read). Budget per model",
+        "(conf/hparams_search/common/optuna.yaml): the same number of Optuna TPE trials (5 random",
+        "start-up trials), each at most 100 epochs at batch 8,192, validated every 5 epochs,",
+        "patience 3, at most 15 minutes of training; one thread per trial on the 2-core machine.",
+        "A trial is *budget-bound* when the clock stopped it or its best epoch was its last.",
+        "",
+    ]
+    for target in TARGETS:
+        rows = [s for s in studies if s.target == target and s.best is not None]
+        if not rows:
+            continue
+        lines += [
+            f"## Target {target}",
+            "",
+            f"| model | trials | best {METRIC} | best parameters | best epoch / epochs "
+            "| budget-bound trials | minutes (all trials) | experiment |",
+            "|---|---:|---:|---|---:|---:|---:|---|",
+        ]
+        for s in sorted(rows, key=lambda s: -s.best.value):
+            b = s.best
+            params = ", ".join(f"`{k}={b.overrides[k]}`" for k in param_keys(s) if k in b.overrides)
+            epochs = f"{b.best_epoch} / {b.epochs}" if b.trains else "-"
+            if b.budget_bound:
+                epochs += " (budget-bound)"
+            bound = sum(t.budget_bound for t in s.done)
+            minutes = sum(t.train_min for t in s.done)
+            lines.append(
+                f"| {s.model} | {len(s.done)} | {b.value:.4f} | {params} | {epochs} | {bound} "
+                f"| {minutes:.0f} | `tuned/{s.name}` |"
+            )
+        lines.append("")
+    lines += ["## Search spaces", ""]
+    for model in sorted({s.model for s in studies}):
+        lines.append(
+            f"- `{model}` (conf/hparams_search/{model}_optuna.yaml): "
+            + "; ".join(f"`{k}`: `{v}`" for k, v in search_space(model).items())
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def export(
+    root: Path,
+    targets: list[str],
+    models: list[str],
+    trail_dir: Path = TRAIL_DIR,
+    tuned_dir: Path = TUNED_DIR,
+) -> list[Study]:
+    from gnnrec.utils.io import atomic_write
+
+    def write(path: Path, text: str) -> None:
+        atomic_write(path, lambda tmp: tmp.write_text(text))
+
+    trail_dir.mkdir(parents=True, exist_ok=True)
+    tuned_dir.mkdir(parents=True, exist_ok=True)
+    studies = []
+    for target in TARGETS:
+        for model in MODELS:
+            study = read_trials(root, target, model)
+            if study.best is None:
+                continue
+            studies.append(study)
+            if target in targets and model in models:
+                write(trail_dir / f"{study.name}.csv", trail_csv(study))
+                write(tuned_dir / f"{study.name}.yaml", tuned_experiment(study))
+                print(f"{study.name}: best trial {study.best.number} {study.best.value:.4f}")
+    write(trail_dir / "README.md", readme(studies))
+    return studies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["run", "export"])
+    parser.add_argument("root", type=Path, help="folder of the trial folders and studies")
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--trials", type=int, default=10, help="trials per study (the budget)")
+    parser.add_argument("--jobs", type=int, default=2, help="studies at once (one thread each)")
+    parser.add_argument(
+        "--override", nargs="*", default=[], help="more overrides for every trial (run)"
+    )
+    parser.add_argument("--trail-dir", type=Path, default=TRAIL_DIR, help="export: trails")
+    parser.add_argument("--tuned-dir", type=Path, default=TUNED_DIR, help="export: experiments")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    if args.action == "export":
+        export(root, args.targets, args.models, args.trail_dir, args.tuned_dir)
+        return 0
+    todo = [(t, m) for t in args.targets for m in args.models]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        codes = list(pool.map(lambda tm: launch(root, *tm, args.trials, args.override), todo))
+    return int(any(codes))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""experiments/tune_amazon.py: studies on one budget, trails, and tuned experiment files.
+
+The end-to-end test runs the real driver (real ``gnnrec-train -m`` Optuna sweeps) on
+MovieLens-100K made tiny by overrides, exports the studies, and reruns the best trial from
+the written experiment file: it must give the trial's validation figure again.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from gnnrec.config import CONFIG_DIR, compose_config
+
+pytest.importorskip("optuna")
+pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+
+REPO = CONFIG_DIR.parent
+SCRIPT = REPO / "experiments" / "tune_amazon.py"
+TINY = [
+    "data=ml100k",
+    "data.target_domain=ml-100k",
+    "trainer.max_epochs=2",
+    "trainer.eval_every=1",
+    "trainer.limit_train_batches=3",
+    "trainer.checkpoint=false",
+    "eval.sampled_negatives=0",
+]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("tune_amazon", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tune_amazon"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+tune = load_script()
+
+
+def test_every_model_has_a_search_on_the_common_budget():
+    """Each tuned model's search includes common/optuna.yaml and sets no budget of its own."""
+    budget_keys = {key.split(".")[-1] for key in tune.BUDGET_KEYS}
+    for model in tune.MODELS:
+        conf = yaml.safe_load(tune.search_file(model).read_text())
+        assert "common/optuna" in conf["defaults"], model
+        assert "trainer" not in conf, f"{model} sets its own budget"
+        assert not budget_keys & set(conf["hydra"]["sweeper"]), model
+        assert "n_trials" not in conf["hydra"]["sweeper"], f"{model} sets its own trial budget"
+        cfg = compose_config([f"hparams_search={model}_optuna", "experiment=cdr_amazon_movies"])
+        assert cfg.trainer.max_epochs == 100 and cfg.trainer.batch_size == 8192
+        assert cfg.optimized_metric.startswith("val/")
+        model_file = yaml.safe_load((CONFIG_DIR / "model" / f"{model}.yaml").read_text())
+        assert cfg.model._target_ == model_file["_target_"]
+
+
+def test_budget_bound_marks_the_clock_and_a_best_last_epoch():
+    def trial(**metrics):
+        return tune.Trial(Path("x"), 0, {}, {tune.METRIC: 0.1, **metrics})
+
+    assert trial(epochs=100, best_epoch=99, stopped_early=0.0).budget_bound
+    assert not trial(epochs=40, best_epoch=24, stopped_early=1.0).budget_bound
+    assert trial(epochs=40, best_epoch=24, stopped_early=0.0, stopped_on_time=1.0).budget_bound
+    assert not trial(epochs=100, best_epoch=94, stopped_early=0.0).budget_bound
+    assert not trial().budget_bound  # nothing trained (item-KNN): a fit, not a budget
+    assert trial().stop == "fit"
+
+
+def test_best_is_the_highest_validation_value_earliest_on_ties():
+    study = tune.Study("movies", "mf")
+    for number, value in enumerate([0.1, 0.3, 0.2, 0.3]):
+        study.trials.append(tune.Trial(Path(str(number)), number, {}, {tune.METRIC: value}))
+    study.trials.append(tune.Trial(Path("f"), 4, {}, {}))  # failed: no value
+    assert study.best.number == 1
+    assert len(study.done) == 4
+
+
+def test_tuned_experiment_files_compose():
+    """Every committed tuned file composes and names a model the run can build."""
+    tuned = sorted((CONFIG_DIR / "experiment" / "tuned").glob("*.yaml"))
+    for path in tuned:
+        cfg = compose_config([f"experiment=tuned/{path.stem}"])
+        target = path.stem.split("_")[1]
+        assert cfg.data.target_domain == target, path
+        assert cfg.task_name == f"tuned_{path.stem}"
+        assert cfg.model._target_.startswith("gnnrec.models.")
+
+
+def run_driver(args: list[str], data_root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "GNNREC_DATA_DIR": str(data_root),
+        "GNNREC_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_MODE": "offline",
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root, tmp_path):
+    root = tmp_path / "tune"
+    common = ["--targets", "movies", "--jobs", "1", "--override", *TINY]
+    run_driver(
+        ["run", str(root), "--models", "mf", "itemknn", "--trials", "2", *common],
+        data_root,
+        tmp_path,
+    )
+    # the same command again runs nothing: both studies hold their 2 trials
+    again = run_driver(
+        ["run", str(root), "--models", "mf", "--trials", "2", *common], data_root, tmp_path
+    )
+    assert "2 trials done" in again.stdout
+    # one more trial continues the study in a new sweep folder
+    run_driver(["run", str(root), "--models", "mf", "--trials", "3", *common], data_root, tmp_path)
+    assert (root / "movies" / "mf" / "sweep1" / "0" / "metrics.json").is_file()
+
+    conf_dir = tmp_path / "conf"
+    trails = tmp_path / "trails"
+    run_driver(
+        [
+            "export",
+            str(root),
+            "--trail-dir",
+            str(trails),
+            "--tuned-dir",
+            str(conf_dir / "experiment" / "tuned"),
+        ],
+        data_root,
+        tmp_path,
+    )
+    # the trail: one row per trial, values as in each trial's metrics.json
+    study = tune.read_trials(root, "movies", "mf")
+    assert len(study.trials) == 3
+    with (trails / "amazon_movies_mf.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["trial"]) for r in rows] == [0, 1, 2]
+    for row, trial in zip(rows, study.trials, strict=True):
+        metrics = json.loads((trial.folder / "metrics.json").read_text())
+        assert float(row[tune.METRIC]) == pytest.approx(metrics[tune.METRIC], abs=1e-6)
+        assert row["optimizer.lr"] == trial.overrides["optimizer.lr"]
+        assert row["stop"] == "max_epochs"
+    best = max(study.trials, key=lambda t: t.value)
+    # the Optuna study agrees on values and on the best trial
+    import optuna
+
+    stored = optuna.load_study(
+        study_name="amazon_movies_mf",
+        storage=f"sqlite:///{root / 'logs' / 'optuna' / 'amazon_movies_mf.db'}",
+    )
+    assert sorted(t.value for t in stored.trials) == pytest.approx(
+        sorted(t.value for t in study.trials)
+    )
+    assert stored.best_value == pytest.approx(best.value)
+    readme = (trails / "README.md").read_text()
+    assert f"{best.value:.4f}" in readme and "`tuned/amazon_movies_mf`" in readme
+    assert "itemknn" in readme
+
+    # the tuned experiment file reruns the best trial: same config, same validation figure
+    tuned = conf_dir / "experiment" / "tuned" / "amazon_movies_mf.yaml"
+    text = tuned.read_text()
+    assert f"trial {best.number}" in text
+    run_dir = tmp_path / "rerun"
+    env = {
+        **os.environ,
+        "GNNREC_DATA_DIR": str(data_root),
+        "GNNREC_CACHE_DIR": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "offline",
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gnnrec.train",
+            f"hydra.searchpath=[file://{conf_dir}]",
+            "experiment=tuned/amazon_movies_mf",
+            "tracker=none",
+            f"hydra.run.dir={run_dir}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rerun = json.loads((run_dir / "metrics.json").read_text())
+    assert rerun[tune.METRIC] == pytest.approx(best.value, rel=1e-6)
+    trial_cfg = OmegaConf.load(best.folder / ".hydra" / "config.yaml")
+    rerun_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    for key in (
+        "model",
+        "loss",
+        "sampler",
+        "optimizer",
+        "trainer.batch_size",
+        "trainer.max_epochs",
+    ):
+        assert OmegaConf.select(rerun_cfg, key) == OmegaConf.select(trial_cfg, key), key
