@@ -5,6 +5,7 @@ computed here from those definitions with plain Python (t statistic by its formu
 Wilcoxon by enumerating every sign assignment), not by the report's pandas code.
 """
 
+import dataclasses
 import importlib.util
 import io
 import itertools
@@ -111,6 +112,7 @@ def history(seed):
             "epoch": e,
             "train/loss": 1 / (e + 1) + 0.1 * seed,
             "val/all/ndcg@20": 0.01 * e + 0.001 * seed,
+            "time/elapsed_s": 30.0 * (e + 1) + 6.0 * seed,
         }
         for e in range(3)
     ]
@@ -366,6 +368,30 @@ def test_learning_curves_mean_and_std_over_seeds(sweep):
     assert [ax.get_ylabel() for ax in fig.axes] == ["val/all/ndcg@20", "train/loss"]
     with pytest.raises(ValueError, match="no run's history holds nope"):
         plot_curves(runs, metric="nope", loss=None)
+
+
+def test_learning_curves_against_wall_clock_minutes(sweep):
+    runs = load_runs([sweep])
+    seeds = sorted({int(r.seed) for r in runs if r.label == "model=mf"})
+    frame = curve_frame(runs, "val/all/ndcg@20")
+    mf = frame[frame["run"] == "model=mf"]
+    expected = [sum(30.0 * (e + 1) + 6.0 * s for s in seeds) / len(seeds) / 60 for e in range(3)]
+    assert mf["minutes"].tolist() == pytest.approx(expected)
+    fig = plot_curves(runs, loss=None, x="minutes")
+    line = fig.axes[0].get_lines()[0]
+    assert line.get_xdata().tolist() == pytest.approx(expected)
+    assert fig.axes[0].get_xlabel().startswith("wall-clock minutes")
+    stale = [
+        dataclasses.replace(
+            r,
+            history=[{k: v for k, v in rec.items() if k != "time/elapsed_s"} for rec in r.history],
+        )
+        for r in runs
+    ]
+    with pytest.raises(ValueError, match="needs time/elapsed_s"):
+        plot_curves(stale, loss=None, x="minutes")
+    with pytest.raises(ValueError, match="x must be 'epoch' or 'minutes'"):
+        plot_curves(runs, x="hours")
 
 
 @pytest.mark.parametrize(

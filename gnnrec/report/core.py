@@ -131,9 +131,11 @@ class Report:
         """Grouped bars of ``metrics`` (default: the report's), std over seeds as errors."""
         return plot_bars(self.summary, list(metrics or self.metrics))
 
-    def plot_curves(self, metric: str = CURVE_METRIC, loss: str | None = "train/loss") -> Figure:
+    def plot_curves(
+        self, metric: str = CURVE_METRIC, loss: str | None = "train/loss", x: str = "epoch"
+    ) -> Figure:
         """Learning curves of the groups (see :func:`gnnrec.report.plots.plot_curves`)."""
-        return plot_curves(self.runs, metric, loss)
+        return plot_curves(self.runs, metric, loss, x)
 
     def write(self, out: str | Path, curve_metric: str = CURVE_METRIC) -> list[Path]:
         """Write the tables and figures into ``out``, each file atomically.

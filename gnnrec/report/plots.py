@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from gnnrec.keys import ALL, HEADLINE_METRICS, metric_key
@@ -83,22 +84,35 @@ def curve_frame(runs: Sequence[Run], key: str) -> pd.DataFrame:
 
     Returns:
         Columns ``run`` (the group label), ``epoch`` (as recorded, 0-based), ``mean``,
-        ``std`` (NaN where one seed has the epoch) and ``n`` (seeds at that epoch); groups
-        whose histories lack ``key`` are absent.
+        ``std`` (NaN where one seed has the epoch), ``n`` (seeds at that epoch) and
+        ``minutes`` (mean over those seeds of the history's ``time/elapsed_s`` / 60, the
+        wall clock since training began; NaN in histories without it); groups whose
+        histories lack ``key`` are absent.
     """
     points = [
-        {"run": r.label, "seed": r.seed, "epoch": rec["epoch"], "value": rec[key]}
+        {
+            "run": r.label,
+            "seed": r.seed,
+            "epoch": rec["epoch"],
+            "value": rec[key],
+            "minutes": rec.get("time/elapsed_s", float("nan")) / 60,
+        }
         for r in runs
         for rec in r.history
         if key in rec and "epoch" in rec
     ]
     if not points:
-        return pd.DataFrame(columns=["run", "epoch", "mean", "std", "n"])
+        return pd.DataFrame(columns=["run", "epoch", "mean", "std", "n", "minutes"])
     frame = pd.DataFrame(points)
     order = {label: i for i, label in enumerate(dict.fromkeys(r.label for r in runs))}
     out = (
-        frame.groupby(["run", "epoch"], sort=False)["value"]
-        .agg(mean="mean", std=lambda v: v.std(ddof=1), n="size")
+        frame.groupby(["run", "epoch"], sort=False)
+        .agg(
+            mean=("value", "mean"),
+            std=("value", lambda v: v.std(ddof=1)),
+            n=("value", "size"),
+            minutes=("minutes", "mean"),
+        )
         .reset_index()
     )
     return out.sort_values(["run", "epoch"], key=lambda c: c.map(order) if c.name == "run" else c)
@@ -108,6 +122,7 @@ def plot_curves(
     runs: Sequence[Run],
     metric: str = CURVE_METRIC,
     loss: str | None = "train/loss",
+    x: str = "epoch",
 ) -> Figure:
     """Learning curves from the runs' histories: one line per group, std band over seeds.
 
@@ -116,13 +131,19 @@ def plot_curves(
         metric: History key of the first panel (e.g. ``"val/all/ndcg@20"``, or
             ``"curve/test/all/ndcg@20"`` for runs with ``test_curve_every``).
         loss: History key of a second panel; ``None`` for one panel.
+        x: ``"epoch"`` (counted from 1, history's ``epoch + 1``) or ``"minutes"`` (wall
+            clock since training began, the mean over seeds of ``time/elapsed_s``; for
+            accuracy against training time).
 
     Returns:
-        The figure; x is the epoch counted from 1 (history's ``epoch + 1``).
+        The figure.
 
     Raises:
-        ValueError: No run's history holds ``metric`` (nor ``loss``).
+        ValueError: No run's history holds ``metric`` (nor ``loss``); an unknown ``x``;
+            ``x="minutes"`` with histories that have no ``time/elapsed_s``.
     """
+    if x not in ("epoch", "minutes"):
+        raise ValueError(f"x must be 'epoch' or 'minutes', got {x!r}")
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -139,14 +160,24 @@ def plot_curves(
     colors = {label: f"C{i}" for i, label in enumerate(dict.fromkeys(r.label for r in runs))}
     for ax, key in zip(axes, keys, strict=True):
         for label, group in frames[key].groupby("run", sort=False):
-            x = group["epoch"].to_numpy() + 1
+            if x == "minutes":
+                xs = group["minutes"].to_numpy(float)
+                if np.isnan(xs).any():
+                    raise ValueError(
+                        f"x='minutes' needs time/elapsed_s in every history; {label!r} has "
+                        "records without it (runs made before it was recorded)"
+                    )
+            else:
+                xs = group["epoch"].to_numpy() + 1
             mean, std = group["mean"].to_numpy(float), group["std"].fillna(0).to_numpy(float)
             c = colors[label]
-            marker = "o" if len(x) < 30 else None
-            ax.plot(x, mean, color=c, marker=marker, ms=3, label=short_label(str(label)))
-            ax.fill_between(x, mean - std, mean + std, color=c, alpha=0.2, lw=0)
-        ax.set(xlabel="epoch", ylabel=key, title=f"{key} (mean ± std over seeds)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            marker = "o" if len(xs) < 30 else None
+            ax.plot(xs, mean, color=c, marker=marker, ms=3, label=short_label(str(label)))
+            ax.fill_between(xs, mean - std, mean + std, color=c, alpha=0.2, lw=0)
+        xlabel = "epoch" if x == "epoch" else "wall-clock minutes since training began"
+        ax.set(xlabel=xlabel, ylabel=key, title=f"{key} (mean ± std over seeds)")
+        if x == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if frames[key].empty:
             ax.text(0.5, 0.5, f"no history has {key}", ha="center", transform=ax.transAxes)
     handles = {}

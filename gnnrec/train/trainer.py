@@ -61,8 +61,10 @@ class FitResult:
         history: One record per epoch: ``epoch``, ``train/loss``, ``train/lr`` (the
             first parameter group's learning rate at the epoch's first step),
             ``train/grad_norm`` (with ``grad_clip``: the mean global gradient norm
-            before clipping), ``time/epoch_s`` and the validation metrics of epochs
-            that were evaluated.
+            before clipping), ``time/epoch_s``, ``time/elapsed_s`` (wall-clock seconds
+            since the fit began, at the end of the epoch's training and validation; a
+            resumed fit continues the interrupted one's clock) and the validation
+            metrics of epochs that were evaluated.
         train_time_s: Seconds spent in training steps, over every epoch of ``history``
             (a resumed run adds the time recorded in its checkpoint).
         eval_time_s: Seconds spent in validation, likewise.
@@ -276,7 +278,7 @@ class Trainer:
         scheduler = schedule.build(optimizer, steps, self.max_epochs)
         result = FitResult(best_epoch=-1, best_value=float("nan"))
         best_state: dict | None = None
-        bad_evals, start_epoch = 0, 0
+        bad_evals, start_epoch, elapsed_before = 0, 0, 0.0
         resume = self._resume_path()
         if resume is not None:
             # On the CPU: load_state_dict moves each tensor to its parameter's device.
@@ -308,6 +310,7 @@ class Trainer:
             result.history = list(state["history"])
             result.train_time_s = float(state.get("train_time_s", 0.0))
             result.eval_time_s = float(state.get("eval_time_s", 0.0))
+            elapsed_before = float(state.get("elapsed_s", 0.0))
             bad_evals = int(state["bad_evals"])
             best_state = state.get("best_model")
             log.info("resumed from %s at epoch %d", resume, start_epoch)
@@ -361,6 +364,9 @@ class Trainer:
                 )
             elif validate is None:
                 result.best_epoch = epoch
+            # wall clock at the end of this epoch's training and validation, since the
+            # fit began (a resumed fit continues the interrupted one's clock)
+            record["time/elapsed_s"] = elapsed_before + time.perf_counter() - t_fit
             result.history.append(record)
             if on_epoch is not None:
                 on_epoch(record, result.history)
@@ -377,6 +383,7 @@ class Trainer:
                     "history": result.history,
                     "train_time_s": result.train_time_s,
                     "eval_time_s": result.eval_time_s,
+                    "elapsed_s": record["time/elapsed_s"],
                 }
                 if scheduler is not None:
                     state["scheduler"] = scheduler.state_dict()

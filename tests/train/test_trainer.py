@@ -89,6 +89,29 @@ def test_resume_continues_exactly(problem, tmp_path):
     assert result.train_time_s == pytest.approx(per_epoch, rel=1e-9)
 
 
+def test_elapsed_time_is_the_wall_clock_since_the_fit_began_and_survives_a_resume(
+    problem, tmp_path
+):
+    def validate(m):
+        time.sleep(0.05)  # validation time counts in the wall clock, not in time/epoch_s
+        return {"val/all/ndcg@20": 0.1}
+
+    t0 = time.perf_counter()
+    _, first = fit(problem, tmp_path, validate=validate, max_epochs=3)
+    wall = time.perf_counter() - t0
+    elapsed = [r["time/elapsed_s"] for r in first.history]
+    assert elapsed == sorted(elapsed) and elapsed[-1] <= wall
+    for n, record in enumerate(first.history):
+        trained = sum(r["time/epoch_s"] for r in first.history[: n + 1])
+        assert record["time/elapsed_s"] >= trained + 0.05 * (n + 1)
+    _, resumed = fit(
+        problem, tmp_path, validate=validate, max_epochs=5, resume=str(tmp_path), patience=0
+    )
+    more = [r["time/elapsed_s"] for r in resumed.history]
+    assert more[:3] == elapsed  # the interrupted run's records are kept as they were
+    assert more[3] >= elapsed[-1] + resumed.history[3]["time/epoch_s"] + 0.05
+
+
 def test_resume_missing_checkpoint_is_a_clear_error(problem, tmp_path):
     with pytest.raises(FileNotFoundError, match="trainer.resume=.*checkpoints/last.pt"):
         fit(problem, tmp_path, max_epochs=1, resume=str(tmp_path / "nothing"))
