@@ -60,7 +60,11 @@ MODELS: dict[str, list[str]] = {
     "gfcf": ["encoder=none"],
     "ease": ["encoder=none"],
     "lightgcn_text": [],
+    "lightgcn_text_cold": [],
 }
+TEXT_MODELS = ("lightgcn_text", "lightgcn_text_cold")
+WARM = "val/warm/ndcg@20"
+COLD = "val/cold/ndcg@20"
 PER_TARGET: dict[tuple[str, str], list[str]] = {
     # EASE's dense inverse: every target item plus the most-interacted source items
     ("ease", "movies"): ["model.max_items=20000"],
@@ -242,14 +246,15 @@ def search_groups(model: str) -> dict[str, str]:
     return groups
 
 
-def tuned_experiment(study: Study) -> str:
-    """The best trial as an experiment file that reruns it.
+def tuned_experiment(study: Study, best: Trial | None = None, name: str = "", why: str = "") -> str:
+    """The best trial (or ``best``) as an experiment file that reruns it.
 
     Everything the trial trained with beyond the defaults: the search file's config
     groups, the budget of common/optuna.yaml, then the trial's own overrides (the drawn
     parameters and the fixed ones, e.g. ``encoder=none``), as the trial composed them.
     """
-    best = study.best
+    best = best or study.best
+    name = name or study.name
     assert best is not None
     groups = {"data": "amazon_bcm", **search_groups(study.model)}
     values: dict[str, object] = {key: _budget(key) for key in BUDGET_KEYS}
@@ -262,7 +267,7 @@ def tuned_experiment(study: Study) -> str:
             values[key] = _yaml_value(value)
         else:
             groups[key] = value
-    nested: dict = {"task_name": f"tuned_{study.name}"}
+    nested: dict = {"task_name": f"tuned_{name}"}
     for key, value in sorted(values.items()):
         node = nested
         *parents, leaf = key.split(".")
@@ -271,14 +276,15 @@ def tuned_experiment(study: Study) -> str:
         node[leaf] = value
     lines = [
         "# @package _global_",
-        f"# {study.model} tuned on validation ({METRIC}) for target {study.target}: the best of",
+        why
+        or f"# {study.model} tuned on validation ({METRIC}) for target {study.target}: the best of",
         f"# {len(study.done)} trials of conf/hparams_search/{study.model}_optuna.yaml, trial "
         f"{best.number}, value {best.value:.4f},",
         f"# best epoch {best.best_epoch} of {best.epochs} run"
         + (" (budget-bound)" if best.budget_bound else "")
         + ". Written by experiments/tune_amazon.py export;",
         f"# trail: experiments/tuning/{study.name}.csv. Rerun the row:",
-        f"#   gnnrec-train -m experiment=tuned/{study.name} seed=0,1,2",
+        f"#   gnnrec-train -m experiment=tuned/{name} seed=0,1,2",
         "defaults:",
         *(f"  - override /{group}: {choice}" for group, choice in groups.items()),
         "",
@@ -343,7 +349,7 @@ def _short(value: str) -> str:
     return value if number == int(number) and "." not in value else f"{number:.3g}"
 
 
-def readme(studies: list[Study]) -> str:
+def readme(studies: list[Study], bests: list[TextBest] = ()) -> str:
     lines = [
         "# Tuning on validation: every model, one budget",
         "",
@@ -363,9 +369,9 @@ def readme(studies: list[Study]) -> str:
         lines += [
             f"## Target {target}",
             "",
-            f"| model | trials | best {METRIC} | best parameters | best epoch / epochs "
-            "| budget-bound trials | minutes (all trials) | experiment |",
-            "|---|---:|---:|---|---:|---:|---:|---|",
+            f"| model | trials | best {METRIC} | its {WARM} | its {COLD} | best parameters "
+            "| best epoch / epochs | budget-bound trials | minutes (all trials) | experiment |",
+            "|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
         ]
         for s in sorted(rows, key=lambda s: -s.best.value):
             b = s.best
@@ -376,8 +382,27 @@ def readme(studies: list[Study]) -> str:
             bound = sum(t.budget_bound for t in s.done)
             minutes = sum(t.train_min for t in s.done)
             lines.append(
-                f"| {s.model} | {len(s.done)} | {b.value:.4f} | {params} | {epochs} | {bound} "
+                f"| {s.model} | {len(s.done)} | {b.value:.4f} | {_value(b, WARM):.4f} "
+                f"| {_value(b, COLD):.4f} | {params} | {epochs} | {bound} "
                 f"| {minutes:.0f} | `tuned/{s.name}` |"
+            )
+        lines.append("")
+    if bests:
+        lines += [
+            "## The text model of the cold-start comparison (`tuned/amazon_<target>_text_best`)",
+            "",
+            f"Chosen on validation only: among every trial of the text studies, the highest "
+            f"`{COLD}` whose `{WARM}` is at least the best non-text model's (the highest "
+            f"`{WARM}` of the non-text studies' best trials).",
+            "",
+            f"| target | study | trial | {COLD} | {WARM} | warm bar (model) | meets the bar |",
+            "|---|---|---:|---:|---:|---|---|",
+        ]
+        for b in bests:
+            lines.append(
+                f"| {b.target} | {b.study.name} | {b.trial.number} | {_value(b.trial, COLD):.4f} "
+                f"| {_value(b.trial, WARM):.4f} | {b.warm_bar:.4f} ({b.bar_model}) "
+                f"| {'yes' if b.meets_bar else 'no'} |"
             )
         lines.append("")
     lines += ["## Search spaces", ""]
@@ -388,6 +413,49 @@ def readme(studies: list[Study]) -> str:
         )
     lines.append("")
     return "\n".join(lines)
+
+
+@dataclass
+class TextBest:
+    """The text model the cold-start comparison uses, chosen on validation only."""
+
+    target: str
+    study: Study
+    trial: Trial
+    warm_bar: float
+    bar_model: str
+    meets_bar: bool
+
+    @property
+    def name(self) -> str:
+        return f"amazon_{self.target}_text_best"
+
+
+def _value(trial: Trial, key: str) -> float:
+    value = trial.metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def text_best(studies: list[Study], target: str) -> TextBest | None:
+    """Among every trial of the text studies, the best on cold users' validation NDCG@20
+    whose warm users' validation NDCG@20 is not below the best non-text model's.
+
+    The bar is the highest ``val/warm/ndcg@20`` of the non-text studies' best trials (each
+    chosen on ``val/all/ndcg@20``). When no text trial reaches it, the best cold one is
+    taken anyway and marked (``meets_bar=False``). Test figures are never read.
+    """
+    text = [s for s in studies if s.target == target and s.model in TEXT_MODELS]
+    others = [s for s in studies if s.target == target and s.model not in TEXT_MODELS]
+    trials = [(s, t) for s in text for t in s.done if not math.isnan(_value(t, COLD))]
+    if not trials:
+        return None
+    bars = [(_value(s.best, WARM), s.model) for s in others if s.best is not None]
+    bars = [b for b in bars if not math.isnan(b[0])]
+    bar, bar_model = max(bars) if bars else (-math.inf, "none")
+    passing = [(s, t) for s, t in trials if _value(t, WARM) >= bar]
+    pool = passing or trials
+    study, trial = max(pool, key=lambda st: (_value(st[1], COLD), -st[1].number))
+    return TextBest(target, study, trial, bar, bar_model, bool(passing))
 
 
 def export(
@@ -415,7 +483,29 @@ def export(
                 write(trail_dir / f"{study.name}.csv", trail_csv(study))
                 write(tuned_dir / f"{study.name}.yaml", tuned_experiment(study))
                 print(f"{study.name}: best trial {study.best.number} {study.best.value:.4f}")
-    write(trail_dir / "README.md", readme(studies))
+    bests = []
+    for target in targets:
+        best = text_best(studies, target)
+        if best is None:
+            continue
+        bests.append(best)
+        why = (
+            f"# The text model for target {target}'s cold-start comparison, chosen on validation:"
+            f"\n# the highest {COLD} ({_value(best.trial, COLD):.4f}) among the text trials whose"
+            f"\n# {WARM} ({_value(best.trial, WARM):.4f}) is "
+            + (
+                f"at least the best non-text model's ({best.bar_model}, {best.warm_bar:.4f})."
+                if best.meets_bar
+                else f"BELOW every non-text bar ({best.bar_model}, {best.warm_bar:.4f}): none reached it."
+            )
+            + f"\n# From {best.study.name}:"
+        )
+        write(
+            tuned_dir / f"{best.name}.yaml",
+            tuned_experiment(best.study, best.trial, best.name, why),
+        )
+        print(f"{best.name}: {best.study.name} trial {best.trial.number}")
+    write(trail_dir / "README.md", readme(studies, bests))
     return studies
 
 

@@ -60,7 +60,8 @@ def test_every_model_has_a_search_on_the_common_budget():
         cfg = compose_config([f"hparams_search={model}_optuna", "experiment=cdr_amazon_movies"])
         assert cfg.trainer.max_epochs == 100 and cfg.trainer.batch_size == 8192
         assert cfg.optimized_metric.startswith("val/")
-        model_file = yaml.safe_load((CONFIG_DIR / "model" / f"{model}.yaml").read_text())
+        chosen = tune.search_groups(model)["model"]
+        model_file = yaml.safe_load((CONFIG_DIR / "model" / f"{chosen}.yaml").read_text())
         assert cfg.model._target_ == model_file["_target_"]
 
 
@@ -83,6 +84,32 @@ def test_best_is_the_highest_validation_value_earliest_on_ties():
     study.trials.append(tune.Trial(Path("f"), 4, {}, {}))  # failed: no value
     assert study.best.number == 1
     assert len(study.done) == 4
+
+
+def _study(model, values):
+    study = tune.Study("movies", model)
+    for number, (total, warm, cold) in enumerate(values):
+        metrics = {tune.METRIC: total, tune.WARM: warm, tune.COLD: cold}
+        study.trials.append(tune.Trial(Path(f"{model}{number}"), number, {}, metrics))
+    return study
+
+
+def test_text_best_is_the_best_cold_trial_not_worse_on_warm_than_any_baseline():
+    studies = [
+        _study("lightgcn", [(0.020, 0.012, 0.020), (0.025, 0.015, 0.030)]),  # best: warm 0.015
+        _study("mf", [(0.010, 0.016, 0.010)]),  # best by val/all, warm 0.016: the bar
+        _study("lightgcn_text", [(0.02, 0.017, 0.040), (0.03, 0.015, 0.090)]),
+        _study("lightgcn_text_cold", [(0.01, 0.016, 0.050), (0.01, 0.020, 0.030)]),
+    ]
+    best = tune.text_best(studies, "movies")
+    assert (best.bar_model, best.warm_bar) == ("mf", 0.016)
+    # 0.090 is the best cold trial but below the warm bar; 0.050 is the best one above it
+    assert (best.study.model, best.trial.number, best.meets_bar) == ("lightgcn_text_cold", 0, True)
+    # no text trial reaches the bar: the best cold one, marked
+    studies[1] = _study("mf", [(0.010, 0.5, 0.010)])
+    best = tune.text_best(studies, "movies")
+    assert (best.study.model, best.trial.number, best.meets_bar) == ("lightgcn_text", 1, False)
+    assert tune.text_best(studies, "books") is None
 
 
 def test_tuned_experiment_files_compose():
