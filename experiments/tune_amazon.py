@@ -11,13 +11,16 @@ trials for every model (``--trials``, 10), each trained for at most 100 epochs a
 trial is a run folder ``ROOT/<target>/<model>/sweep<k>/<n>/``; the studies live in
 ``ROOT/logs/optuna/``. A study that stopped early is continued by the same command: it runs
 only the trials still missing (a new ``sweep<k>`` folder), and TPE sees the earlier ones.
+The trail CSVs (below) carry a study across machines: on a fresh ``ROOT`` the trials they
+record count as done, and the Optuna study is rebuilt from them before new trials run.
 Studies run one thread each, ``--jobs`` at a time.
 
 ``export`` reads the trial folders (never the test split's figures: a trial's value is
 its ``val/all/ndcg@20`` at the best validated epoch) and writes, per study,
 
 * ``experiments/tuning/amazon_<target>_<model>.csv``: the trail, one row per trial
-  (value, parameters, best epoch, epochs run, stop reason, training minutes);
+  (value, warm and cold users' values, parameters, best epoch, epochs run, stop reason,
+  training minutes, place in the study and every override it trained with);
 * ``conf/experiment/tuned/amazon_<target>_<model>.yaml``: the best trial as an experiment
   file, so that ``gnnrec-train experiment=tuned/amazon_<target>_<model> seed=0,1,2 -m``
   reruns the row;
@@ -82,12 +85,19 @@ BUDGET_KEYS = (
 
 @dataclass
 class Trial:
-    """One trial's folder, its overrides and what metrics.json says of it."""
+    """One trial's folder, its overrides and what metrics.json says of it.
+
+    A trial of an earlier session whose folder is gone comes from its row of the trail
+    CSV (``folder`` is then the path it had, ``archived`` is true, and ``metrics`` holds
+    what the trail keeps).
+    """
 
     folder: Path
     number: int
     overrides: dict[str, str]
     metrics: dict
+    where: str = ""  # "sweep<k>/<n>", the trial's place in the study
+    archived: bool = False
 
     @property
     def value(self) -> float:
@@ -169,15 +179,54 @@ def sweep_folders(base: Path) -> list[Path]:
     return [p for p in base.glob("sweep*") if p.is_dir() and p.name[5:].isdigit()]
 
 
-def read_trials(root: Path, target: str, model: str) -> Study:
-    """Every finished trial folder of the study, numbered in launch order."""
+def _place(where: str) -> tuple[int, int]:
+    sweep, _, job = where.partition("/")
+    return int(sweep[5:]), int(job)
+
+
+def trail_file(trail_dir: Path | None, target: str, model: str) -> Path | None:
+    return None if trail_dir is None else trail_dir / f"amazon_{target}_{model}.csv"
+
+
+def read_archived(path: Path | None) -> list[Trial]:
+    """The trials a trail CSV records (for a study whose trial folders are gone)."""
+    if path is None or not path.is_file():
+        return []
+    trials = []
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            stop = row["stop"]
+            metrics: dict = {
+                METRIC: float(row[METRIC]),
+                WARM: float(row[WARM]),
+                COLD: float(row[COLD]),
+                "time/train_s": 60 * float(row["train_min"]),
+            }
+            if stop != "fit":
+                metrics.update(
+                    best_epoch=int(row["best_epoch"]),
+                    epochs=int(row["epochs"]),
+                    stopped_early=float(stop == "patience"),
+                    stopped_on_time=float(stop == "time"),
+                )
+            overrides = dict(o.partition("=")[::2] for o in json.loads(row["overrides"]))
+            trials.append(
+                Trial(Path(row["folder"]), 0, overrides, metrics, row["folder"], archived=True)
+            )
+    return trials
+
+
+def read_trials(root: Path, target: str, model: str, trail_dir: Path | None = None) -> Study:
+    """Every finished trial of the study, numbered in launch order.
+
+    Trial folders under ``root``, and the trail CSV's rows (``trail_dir``) for trials whose
+    folder is not there (a study continued in a later session on a fresh machine).
+    """
     study = Study(target, model)
     base = study_dir(root, target, model)
-    sweeps = sorted(sweep_folders(base), key=lambda p: int(p.name[5:]))
-    number = 0
-    for sweep in sweeps:
-        jobs = sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-        for job in jobs:
+    found: dict[str, Trial] = {}
+    for sweep in sweep_folders(base):
+        for job in (p for p in sweep.iterdir() if p.name.isdigit()):
             metrics_file = job / "metrics.json"
             overrides_file = job / ".hydra" / "overrides.yaml"
             if not metrics_file.is_file() or not overrides_file.is_file():
@@ -187,21 +236,70 @@ def read_trials(root: Path, target: str, model: str) -> Study:
                 key, _, value = item.partition("=")
                 overrides[key] = value
             metrics = json.loads(metrics_file.read_text())
-            study.trials.append(Trial(job, number, overrides, metrics))
-            number += 1
+            where = f"{sweep.name}/{job.name}"
+            found[where] = Trial(job, 0, overrides, metrics, where)
+    for trial in read_archived(trail_file(trail_dir, target, model)):
+        found.setdefault(trial.where, trial)
+    for number, where in enumerate(sorted(found, key=_place)):
+        found[where].number = number
+        study.trials.append(found[where])
     return study
 
 
-def launch(root: Path, target: str, model: str, trials: int, extra: list[str] = ()) -> int:
-    """Run the trials the study still misses, in a new sweep folder."""
-    have = len(read_trials(root, target, model).trials)
-    missing = trials - have
-    if missing <= 0:
-        print(f"{target}/{model}: {have} trials done", flush=True)
+def restore_study(study: Study, storage: Path) -> int:
+    """Rebuild the Optuna study from archived trials when its SQLite file is gone.
+
+    Each archived trial is added as a finished trial with the search file's
+    distributions, so TPE models it as if the study had never left the machine.
+
+    Returns:
+        The number of trials added.
+    """
+    archived = [t for t in study.trials if t.archived]
+    if storage.is_file() or not archived:
         return 0
+    import optuna
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    space = search_space(study.model)
+    distributions, _ = create_params_from_overrides([f"{k}={v}" for k, v in space.items()])
+    storage.parent.mkdir(parents=True, exist_ok=True)
+    stored = optuna.create_study(
+        study_name=study.name, storage=f"sqlite:///{storage}", direction="maximize"
+    )
+    for trial in archived:
+        params = {k: _yaml_value(trial.overrides[k]) for k in distributions}
+        stored.add_trial(
+            optuna.trial.create_trial(params=params, distributions=distributions, value=trial.value)
+        )
+    return len(archived)
+
+
+def launch(
+    root: Path,
+    target: str,
+    model: str,
+    trials: int,
+    extra: list[str] = (),
+    trail_dir: Path | None = TRAIL_DIR,
+) -> int:
+    """Run the trials the study still misses, in a new sweep folder.
+
+    Trials recorded in the trail CSV count as done; when their study file is gone it is
+    rebuilt from them first (:func:`restore_study`).
+    """
+    study = read_trials(root, target, model, trail_dir)
+    missing = trials - len(study.trials)
+    if missing <= 0:
+        print(f"{target}/{model}: {len(study.trials)} trials done", flush=True)
+        return 0
+    restored = restore_study(study, root / "logs" / "optuna" / f"{study.name}.db")
+    if restored:
+        print(f"{target}/{model}: study rebuilt from {restored} trials of its trail", flush=True)
     base = study_dir(root, target, model)
     base.mkdir(parents=True, exist_ok=True)
-    k = len(sweep_folders(base))
+    k = 1 + max((_place(t.where)[0] for t in study.trials), default=-1)
+    k = max(k, len(sweep_folders(base)))
     sweep = base / f"sweep{k}"
     overrides = [
         f"experiment=cdr_amazon_{target}",
@@ -322,19 +420,41 @@ def trail_csv(study: Study) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["trial", METRIC, *space, "best_epoch", "epochs", "stop", "budget_bound", "train_min"]
+        [
+            "trial",
+            METRIC,
+            WARM,
+            COLD,
+            *space,
+            "best_epoch",
+            "epochs",
+            "stop",
+            "budget_bound",
+            "train_min",
+            "folder",
+            "overrides",
+        ]
     )
     for t in study.trials:
+        kept = [
+            f"{k}={v}"
+            for k, v in t.overrides.items()
+            if k not in LAUNCH_KEYS and not k.startswith(LAUNCH_PREFIXES)
+        ]
         writer.writerow(
             [
                 t.number,
                 f"{t.value:.6f}",
+                f"{_value(t, WARM):.6f}",
+                f"{_value(t, COLD):.6f}",
                 *(t.overrides.get(key, "") for key in space),
                 t.best_epoch if t.trains else "",
                 t.epochs if t.trains else "",
                 t.stop,
                 int(t.budget_bound),
                 f"{t.train_min:.2f}",
+                t.where,
+                json.dumps(kept),
             ]
         )
     return out.getvalue()
@@ -475,7 +595,7 @@ def export(
     studies = []
     for target in TARGETS:
         for model in MODELS:
-            study = read_trials(root, target, model)
+            study = read_trials(root, target, model, trail_dir)
             if study.best is None:
                 continue
             studies.append(study)
@@ -520,7 +640,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--override", nargs="*", default=[], help="more overrides for every trial (run)"
     )
-    parser.add_argument("--trail-dir", type=Path, default=TRAIL_DIR, help="export: trails")
+    parser.add_argument(
+        "--trail-dir",
+        type=Path,
+        default=TRAIL_DIR,
+        help="trails: written by export, read by both (trials of earlier sessions)",
+    )
     parser.add_argument("--tuned-dir", type=Path, default=TUNED_DIR, help="export: experiments")
     args = parser.parse_args(argv)
     root = args.root.resolve()
@@ -529,7 +654,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     todo = [(t, m) for t in args.targets for m in args.models]
     with ThreadPoolExecutor(args.jobs) as pool:
-        codes = list(pool.map(lambda tm: launch(root, *tm, args.trials, args.override), todo))
+        codes = list(
+            pool.map(lambda tm: launch(root, *tm, args.trials, args.override, args.trail_dir), todo)
+        )
     return int(any(codes))
 
 

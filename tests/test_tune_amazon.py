@@ -145,7 +145,8 @@ def run_driver(args: list[str], data_root: Path, tmp_path: Path) -> subprocess.C
 
 def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root, tmp_path):
     root = tmp_path / "tune"
-    common = ["--targets", "movies", "--jobs", "1", "--override", *TINY]
+    trails = tmp_path / "trails"
+    common = ["--targets", "movies", "--jobs", "1", "--trail-dir", str(trails), "--override", *TINY]
     run_driver(
         ["run", str(root), "--models", "mf", "itemknn", "--trials", "2", *common],
         data_root,
@@ -161,7 +162,6 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
     assert (root / "movies" / "mf" / "sweep1" / "0" / "metrics.json").is_file()
 
     conf_dir = tmp_path / "conf"
-    trails = tmp_path / "trails"
     run_driver(
         [
             "export",
@@ -243,3 +243,44 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
         "trainer.max_epochs",
     ):
         assert OmegaConf.select(rerun_cfg, key) == OmegaConf.select(trial_cfg, key), key
+
+    # a later session on a fresh machine: only the trails are left; the study is rebuilt
+    # from them and continued, and the trail keeps the earlier trials
+    import shutil
+
+    shutil.rmtree(root)
+    more = run_driver(
+        ["run", str(root), "--models", "mf", "--trials", "4", *common], data_root, tmp_path
+    )
+    assert "study rebuilt from 3 trials" in more.stdout
+    assert (root / "movies" / "mf" / "sweep2" / "0" / "metrics.json").is_file()
+    continued = tune.read_trials(root, "movies", "mf", trails)
+    assert [t.archived for t in continued.trials] == [True, True, True, False]
+    assert [t.value for t in continued.trials[:3]] == pytest.approx(
+        [t.value for t in study.trials], abs=1e-6
+    )
+    stored = optuna.load_study(
+        study_name="amazon_movies_mf",
+        storage=f"sqlite:///{root / 'logs' / 'optuna' / 'amazon_movies_mf.db'}",
+    )
+    assert len(stored.trials) == 4
+    assert stored.trials[0].params["optimizer.lr"] == pytest.approx(
+        float(study.trials[0].overrides["optimizer.lr"])
+    )
+    run_driver(
+        [
+            "export",
+            str(root),
+            "--models",
+            "mf",
+            "--trail-dir",
+            str(trails),
+            "--tuned-dir",
+            str(conf_dir / "experiment" / "tuned"),
+        ],
+        data_root,
+        tmp_path,
+    )
+    with (trails / "amazon_movies_mf.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["folder"] for r in rows] == ["sweep0/0", "sweep0/1", "sweep1/0", "sweep2/0"]
