@@ -25,7 +25,8 @@ its ``val/all/ndcg@20`` at the best validated epoch) and writes, per study,
   file, so that ``gnnrec-train experiment=tuned/amazon_<target>_<model> seed=0,1,2 -m``
   reruns the row;
 * ``experiments/tuning/README.md``: every study's space, budget and best trial, with the
-  trials whose best epoch was their last (or that the clock stopped) marked budget-bound.
+  trials whose best epoch was their last validated one when the epochs or the clock ran
+  out (not patience) marked budget-bound.
 """
 
 from __future__ import annotations
@@ -118,12 +119,12 @@ class Trial:
 
     @property
     def budget_bound(self) -> bool:
-        """Stopped by the clock, or its best validated epoch is the last one run."""
-        if not self.trains:
+        """Still improving when its budget (epochs or clock) ended: the best epoch is the
+        last validated one, and patience did not stop it."""
+        if not self.trains or self.metrics.get("stopped_early"):
             return False
-        if self.metrics.get("stopped_on_time"):
-            return True
-        return not self.metrics.get("stopped_early") and self.best_epoch == self.epochs - 1
+        every = int(self.overrides.get("trainer.eval_every", _budget("trainer.eval_every")))
+        return self.best_epoch >= self.epochs - every
 
     @property
     def stop(self) -> str:
@@ -469,7 +470,7 @@ def _short(value: str) -> str:
     return value if number == int(number) and "." not in value else f"{number:.3g}"
 
 
-def readme(studies: list[Study], bests: list[TextBest] = ()) -> str:
+def readme(studies: list[Study], bests: list[TextBest] = (), trials: int = 10) -> str:
     lines = [
         "# Tuning on validation: every model, one budget",
         "",
@@ -479,7 +480,8 @@ def readme(studies: list[Study], bests: list[TextBest] = ()) -> str:
         "(conf/hparams_search/common/optuna.yaml): the same number of Optuna TPE trials (5 random",
         "start-up trials), each at most 100 epochs at batch 8,192, validated every 5 epochs,",
         "patience 3, at most 15 minutes of training; one thread per trial on the 2-core machine.",
-        "A trial is *budget-bound* when the clock stopped it or its best epoch was its last.",
+        "A trial is *budget-bound* when its epochs or its clock ran out while its best epoch",
+        "was its last validated one (patience never stopped it).",
         "",
     ]
     for target in TARGETS:
@@ -501,10 +503,12 @@ def readme(studies: list[Study], bests: list[TextBest] = ()) -> str:
                 epochs += " (budget-bound)"
             bound = sum(t.budget_bound for t in s.done)
             minutes = sum(t.train_min for t in s.done)
+            done = len(s.trials) >= trials
             lines.append(
-                f"| {s.model} | {len(s.done)} | {b.value:.4f} | {_value(b, WARM):.4f} "
+                f"| {s.model} | {len(s.done)}{'' if done else f' of {trials} (incomplete)'} "
+                f"| {b.value:.4f} | {_value(b, WARM):.4f} "
                 f"| {_value(b, COLD):.4f} | {params} | {epochs} | {bound} "
-                f"| {minutes:.0f} | `tuned/{s.name}` |"
+                f"| {minutes:.0f} | {f'`tuned/{s.name}`' if done else '-'} |"
             )
         lines.append("")
     if bests:
@@ -584,7 +588,13 @@ def export(
     models: list[str],
     trail_dir: Path = TRAIL_DIR,
     tuned_dir: Path = TUNED_DIR,
+    trials: int = 10,
 ) -> list[Study]:
+    """Write the trails, the tuned experiment files and the summary.
+
+    A study with fewer than ``trials`` trials (the budget) gets its trail (to be
+    continued) but no tuned experiment file, and is marked incomplete in the summary.
+    """
     from gnnrec.utils.io import atomic_write
 
     def write(path: Path, text: str) -> None:
@@ -601,11 +611,15 @@ def export(
             studies.append(study)
             if target in targets and model in models:
                 write(trail_dir / f"{study.name}.csv", trail_csv(study))
+                if len(study.trials) < trials:
+                    print(f"{study.name}: {len(study.trials)} of {trials} trials, no tuned file")
+                    continue
                 write(tuned_dir / f"{study.name}.yaml", tuned_experiment(study))
                 print(f"{study.name}: best trial {study.best.number} {study.best.value:.4f}")
+    studies_done = [s for s in studies if len(s.trials) >= trials]
     bests = []
     for target in targets:
-        best = text_best(studies, target)
+        best = text_best(studies_done, target)
         if best is None:
             continue
         bests.append(best)
@@ -625,7 +639,7 @@ def export(
             tuned_experiment(best.study, best.trial, best.name, why),
         )
         print(f"{best.name}: {best.study.name} trial {best.trial.number}")
-    write(trail_dir / "README.md", readme(studies, bests))
+    write(trail_dir / "README.md", readme(studies, bests, trials))
     return studies
 
 
@@ -650,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     if args.action == "export":
-        export(root, args.targets, args.models, args.trail_dir, args.tuned_dir)
+        export(root, args.targets, args.models, args.trail_dir, args.tuned_dir, args.trials)
         return 0
     todo = [(t, m) for t in args.targets for m in args.models]
     with ThreadPoolExecutor(args.jobs) as pool:

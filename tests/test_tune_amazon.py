@@ -65,14 +65,18 @@ def test_every_model_has_a_search_on_the_common_budget():
         assert cfg.model._target_ == model_file["_target_"]
 
 
-def test_budget_bound_marks_the_clock_and_a_best_last_epoch():
+def test_budget_bound_is_a_best_last_validation_when_the_budget_ended():
     def trial(**metrics):
         return tune.Trial(Path("x"), 0, {}, {tune.METRIC: 0.1, **metrics})
 
     assert trial(epochs=100, best_epoch=99, stopped_early=0.0).budget_bound
-    assert not trial(epochs=40, best_epoch=24, stopped_early=1.0).budget_bound
-    assert trial(epochs=40, best_epoch=24, stopped_early=0.0, stopped_on_time=1.0).budget_bound
-    assert not trial(epochs=100, best_epoch=94, stopped_early=0.0).budget_bound
+    assert not trial(epochs=100, best_epoch=94, stopped_early=0.0).budget_bound  # 99 was worse
+    assert not trial(epochs=40, best_epoch=24, stopped_early=1.0).budget_bound  # patience
+    # the clock stopped it after epoch 23; its last validation (epoch 19) was its best
+    assert trial(epochs=23, best_epoch=19, stopped_on_time=1.0).budget_bound
+    assert not trial(epochs=40, best_epoch=24, stopped_on_time=1.0).budget_bound
+    every_2 = tune.Trial(Path("x"), 0, {"trainer.eval_every": "2"}, {"epochs": 10, "best_epoch": 7})
+    assert not every_2.budget_bound  # validated at epoch 9 too, and it was worse
     assert not trial().budget_bound  # nothing trained (item-KNN): a fit, not a budget
     assert trial().stop == "fit"
 
@@ -170,10 +174,16 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
             str(trails),
             "--tuned-dir",
             str(conf_dir / "experiment" / "tuned"),
+            "--trials",
+            "3",
         ],
         data_root,
         tmp_path,
     )
+    # item-KNN has 2 of the 3 trials: a trail to continue, no tuned file yet
+    assert (trails / "amazon_movies_itemknn.csv").is_file()
+    assert not (conf_dir / "experiment" / "tuned" / "amazon_movies_itemknn.yaml").exists()
+    assert "2 of 3 (incomplete)" in (trails / "README.md").read_text()
     # the trail: one row per trial, values as in each trial's metrics.json
     study = tune.read_trials(root, "movies", "mf")
     assert len(study.trials) == 3
@@ -277,6 +287,8 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
             str(trails),
             "--tuned-dir",
             str(conf_dir / "experiment" / "tuned"),
+            "--trials",
+            "4",
         ],
         data_root,
         tmp_path,
