@@ -34,6 +34,7 @@ METRIC = "val/all/ndcg@20"
 TINY = [
     "data=ml100k",
     "trainer.max_epochs=1",
+    "trainer.eval_every=1",  # the searches' budget validates every 5 epochs
     "trainer.limit_train_batches=2",
     "trainer.progress=false",
     "trainer.checkpoint=false",
