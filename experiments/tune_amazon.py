@@ -497,7 +497,9 @@ def readme(studies: list[Study], bests: list[TextBest] = (), trials: int = 10) -
         ]
         for s in sorted(rows, key=lambda s: -s.best.value):
             b = s.best
-            params = ", ".join(f"`{k}={b.overrides[k]}`" for k in param_keys(s) if k in b.overrides)
+            params = ", ".join(
+                f"`{k}={_short(b.overrides[k])}`" for k in param_keys(s) if k in b.overrides
+            )
             epochs = f"{b.best_epoch} / {b.epochs}" if b.trains else "-"
             if b.budget_bound:
                 epochs += " (budget-bound)"

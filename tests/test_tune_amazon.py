@@ -296,3 +296,10 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
     with (trails / "amazon_movies_mf.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["folder"] for r in rows] == ["sweep0/0", "sweep0/1", "sweep1/0", "sweep2/0"]
+
+
+def test_summary_shortens_drawn_floats_only():
+    assert tune._short("0.043519233520652484") == "0.0435"
+    assert tune._short("128") == "128"
+    assert tune._short("sampled_softmax") == "sampled_softmax"
+    assert tune._short("1e-06") == "1e-06"
