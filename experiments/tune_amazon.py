@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import math
@@ -392,9 +393,13 @@ def tuned_experiment(study: Study, best: Trial | None = None, name: str = "", wh
     return "\n".join(lines) + body
 
 
+@functools.cache
+def _common() -> dict:
+    return yaml.safe_load((CONF / "hparams_search" / "common" / "optuna.yaml").read_text())
+
+
 def _budget(key: str):
-    conf = yaml.safe_load((CONF / "hparams_search" / "common" / "optuna.yaml").read_text())
-    node = conf
+    node = _common()
     for part in key.split("."):
         node = node[part]
     return node

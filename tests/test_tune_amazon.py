@@ -127,17 +127,21 @@ def test_tuned_experiment_files_compose():
         assert cfg.model._target_.startswith("gnnrec.models.")
 
 
-def run_driver(args: list[str], data_root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {
+def driver_env(data_root: Path, tmp_path: Path) -> dict[str, str]:
+    """The real data, a test-local cache, W&B offline and no hub access."""
+    return {
         **os.environ,
         "GNNREC_DATA_DIR": str(data_root),
         "GNNREC_CACHE_DIR": str(tmp_path / "cache"),
         "WANDB_MODE": "offline",
         "HF_HUB_OFFLINE": "1",
     }
+
+
+def run_driver(args: list[str], data_root: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), *args],
-        env=env,
+        env=driver_env(data_root, tmp_path),
         capture_output=True,
         text=True,
         timeout=900,
@@ -216,13 +220,7 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
     text = tuned.read_text()
     assert f"trial {best.number}" in text
     run_dir = tmp_path / "rerun"
-    env = {
-        **os.environ,
-        "GNNREC_DATA_DIR": str(data_root),
-        "GNNREC_CACHE_DIR": str(tmp_path / "cache"),
-        "OMP_NUM_THREADS": "1",
-        "WANDB_MODE": "offline",
-    }
+    env = {**driver_env(data_root, tmp_path), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [
             sys.executable,
