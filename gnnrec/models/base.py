@@ -234,7 +234,12 @@ class StepOutputs:
 
 
 def _gather(table: Tensor, index: Tensor) -> Tensor:
-    return table[index.reshape(-1)].reshape(*index.shape, table.size(-1))
+    """``table`` rows at ``index`` of any shape: ``[*index.shape, dim]``.
+
+    ``index_select`` rather than ``table[index]``: its backward (``index_add_``) is 1.6x
+    faster at a sampled-softmax step's ``8192 x 64`` rows (``benchmarks/bench_gather.py``).
+    """
+    return table.index_select(0, index.reshape(-1)).reshape(*index.shape, table.size(-1))
 
 
 class Recommender(nn.Module):

@@ -88,3 +88,16 @@ def test_training_lightgcn_lowers_bpr_loss(adj):
         loss(model, users, pos, neg).backward()
         opt.step()
     assert loss(model, users, pos, neg).item() < first * 0.5
+
+
+def test_scoring_gather_gives_the_rows_and_accumulates_repeated_rows_gradients():
+    from gnnrec.models.base import _gather
+
+    table = torch.arange(12.0).reshape(4, 3).requires_grad_()
+    index = torch.tensor([[1, 3], [1, 1]])
+    rows = _gather(table, index)
+    assert rows.shape == (2, 2, 3)
+    assert torch.equal(rows[0, 1], table[3].detach()) and torch.equal(rows[1, 0], table[1].detach())
+    rows.sum().backward()
+    # row 1 is drawn three times, row 3 once, rows 0 and 2 never
+    assert table.grad[:, 0].tolist() == [0.0, 3.0, 0.0, 1.0]
