@@ -18,7 +18,7 @@ import csv
 import math
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gnnrec.keys import (
@@ -31,7 +31,7 @@ from gnnrec.keys import (
     ZERO_SHOT,
     metric_key,
 )
-from gnnrec.report import load_runs, report
+from gnnrec.report import load_runs, plot_curves, report
 from gnnrec.utils.io import atomic_write
 
 HERE = Path(__file__).resolve().parent
@@ -193,6 +193,201 @@ TABLES = (
     ),
 )
 
+TUNED_DIR = HERE.parent / "conf" / "experiment" / "tuned"
+TRAIL_DIR = HERE / "tuning"
+SELECT = "val/all/ndcg@20"
+TEXT_ROWS = ("text_best",)
+FLOOR_ROWS = ("random", "random_cold_first")
+UNTUNED_ROWS = ("pop", *FLOOR_ROWS)
+COLD_GAIN = 30.0  # issue 11's floor: text beats the best non-text model by 30% on cold users
+
+
+@dataclass(frozen=True)
+class TunedTable:
+    """A table of tuned rows, its runs under ``RUNS_ROOT/<name>/<group>/seed<k>``
+    (``experiments/cdr_benchmark_runs.py``): groups are named by their folder."""
+
+    name: str
+    target: str
+    title: str
+    text: str
+
+    @property
+    def figure(self) -> str:
+        return f"{self.name}_report.png"
+
+    @property
+    def curves(self) -> str:
+        return f"{self.name}_curves.png"
+
+
+def tuned_budget(target: str, group: str) -> str:
+    """The tuning budget a row's experiment file came from, read from its trail."""
+    if group in UNTUNED_ROWS:
+        return "nothing to tune"
+    tuned = TUNED_DIR / f"amazon_{target}_{group}.yaml"
+    if not tuned.is_file():
+        return f"no {tuned.name}"
+    match = re.search(r"experiments/tuning/(\w+)\.csv", tuned.read_text())
+    trail = TRAIL_DIR / f"{match.group(1)}.csv" if match else None
+    if trail is None or not trail.is_file():
+        return "-"
+    with trail.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    minutes = sum(float(r["train_min"] or 0) for r in rows)
+    study = match.group(1).removeprefix(f"amazon_{target}_")
+    return f"{study}: {len(rows)} trials, {minutes:.0f} min"
+
+
+def budget_bound(run) -> bool:
+    """Best epoch is the last validated one, and patience did not stop the run."""
+    m = run.metrics
+    if "epochs" not in m or m.get("stopped_early"):
+        return False
+    every = int(run.config.get("trainer.eval_every", 1))
+    return m["best_epoch"] >= m["epochs"] - every
+
+
+def _val_mean(runs: list, label: str, key: str) -> float:
+    values = [r.metrics[key] for r in runs if r.label == label and key in r.metrics]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def strongest(runs: list, key: str, exclude: tuple[str, ...] = ()) -> str:
+    """The non-text, non-floor group with the highest mean validation ``key``."""
+    labels = [
+        label
+        for label in dict.fromkeys(r.label for r in runs)
+        if label not in TEXT_ROWS + FLOOR_ROWS + exclude
+        and not math.isnan(_val_mean(runs, label, key))
+    ]
+    if not labels:
+        raise ValueError(f"no baseline group has {key}")
+    return max(labels, key=lambda label: _val_mean(runs, label, key))
+
+
+def cold_start_verdict(table: TunedTable, run_dirs: list[Path], label) -> str:
+    """The text model against the best non-text model of each user group, both chosen
+    on validation (``val/<group>/ndcg@20``), with paired tests on the test split."""
+    lines = [
+        "### Cold start: the text model against the best non-text model per group",
+        "",
+        "| group | best non-text (on validation) | its test NDCG@20 | text_best | change | "
+        "t-test p | Wilcoxon p | floor |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    runs = [replace(r, label=label(r)) for r in load_runs(run_dirs)]
+    if not any(r.label in TEXT_ROWS for r in runs):
+        return "\n".join(lines[:2] + ["No text_best runs yet.", ""])
+    for group, floor in ((WARM, "not worse"), (COLD, f">= +{COLD_GAIN:.0f}%")):
+        metric = metric_key("test", group, "ndcg", 20)
+        base = strongest(runs, metric_key("val", group, "ndcg", 20))
+        rep = report(run_dirs, metrics=[metric], baseline=base, label=label)
+        row = rep.significance.set_index("run").loc["text_best"]
+        change = float(row["rel_change_pct"])
+        if group == COLD:
+            met = change >= COLD_GAIN
+        else:  # not worse: no significant loss (paired t-test, 5%)
+            met = not (change < 0 and float(row["t_p"]) < 0.05)
+        lines.append(
+            f"| {group} | {base} | {row['baseline_mean']:.4f} | {row['mean']:.4f} | "
+            f"{change:+.1f}% | {row['t_p']:.3g} | {row['wilcoxon_p']:.3g} | "
+            f"{floor}: {'**met**' if met else '**not met**'} |"
+        )
+    lines += [
+        "",
+        "The comparison model of each group is the non-text row with the highest mean "
+        "validation NDCG@20 on that group's users; the test split is read only for the "
+        "figures above. Paired tests over users, each user's differences averaged over seeds.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def tuned_section(table: TunedTable, root: Path, figures: Path) -> str:
+    """One tuned table: commands, budgets and timings, mean ± std, paired tests against
+    the strongest baseline on validation, the cold-start verdict, bars and curves."""
+    base_dir = root / table.name
+    run_dirs = sorted({r.path for r in load_runs([base_dir])})
+
+    def label(run) -> str:
+        return run.path.relative_to(base_dir).parts[0]
+
+    runs = [replace(r, label=label(r)) for r in load_runs(run_dirs)]
+    baseline = strongest(runs, SELECT)
+    headline = "{}@{}".format(*HEADLINE_METRICS[0])
+    metrics = [m for m in GROUP_METRICS if any(m in r.metrics for r in runs)]
+    rep = report(run_dirs, metrics=metrics, label=label)
+    tests = report(
+        run_dirs,
+        metrics=[m for m in metrics if m.endswith(headline)],
+        baseline=baseline,
+        label=label,
+    )
+    lines = [f"## {table.title} (`{table.name}`)", "", table.text, ""]
+    lines += [
+        "| group | command | tuning budget | epochs (best) | s / epoch | total min | "
+        f"budget-bound | {SELECT} |",
+        "|---|---|---|---:|---:|---:|---|---:|",
+    ]
+    for group in rep.summary.index:
+        members = [r for r in rep.runs if r.label == group]
+        command = _command(members[0].overrides, [r.seed for r in members])
+        bound = [budget_bound(r) for r in members if "epochs" in r.metrics]
+        bound_text = f"{sum(bound)} of {len(bound)} seeds" if bound else "-"
+        lines.append(
+            f"| {group} | `{command}` | {tuned_budget(table.target, group)} | "
+            f"{_timing(members)} | {bound_text} | {_val_mean(runs, group, SELECT):.4f} |"
+        )
+    lines += [
+        "",
+        f"Baseline of the paired tests: **{baseline}**, the non-text row with the highest "
+        f"mean `{SELECT}` (chosen on validation, never on test). Groups are named by their "
+        "run folder (the row's tuned experiment file or floor command). Budget-bound: seeds "
+        "whose best epoch was their last validated one when the epochs or the clock ran out.",
+        "",
+        _demote(rep.summary_markdown()),
+        "",
+        _demote(tests.significance_markdown()),
+        "",
+        cold_start_verdict(table, run_dirs, label),
+    ]
+    fig = rep.plot_bars()
+    atomic_write(figures / table.figure, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    lines += [f"![{table.title}](../figures/{table.figure})", ""]
+    trained = [r for r in rep.runs if any(SELECT in h for h in r.history)]
+    if trained:
+        curves = plot_curves(trained, SELECT, loss=None, x="minutes")
+        atomic_write(figures / table.curves, lambda tmp: curves.savefig(tmp, dpi=120, format="png"))
+        lines += [
+            "Validation NDCG@20 against training minutes (mean over seeds, one thread each):",
+            "",
+            f"![{table.title}: accuracy against training time](../figures/{table.curves})",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+TUNED_TABLES = (
+    TunedTable(
+        "tuned_amazon_movies",
+        "movies",
+        "Tuned: Amazon Books + CDs -> Movies",
+        "Every model at its tuned experiment file (`conf/experiment/tuned/amazon_movies_<model>"
+        ".yaml`, the best of its study on validation, experiments/tuning/), seeds 0-2; Pop and "
+        "the random floors have nothing to tune. Protocol as below: warm users, time-ordered "
+        "leave-one-out in Movies; cold users, 20% of the users with Movies and Books/CDs "
+        "history, all their Movies held out; full ranking over all 18,143 Movies items.",
+    ),
+    TunedTable(
+        "tuned_amazon_books",
+        "books",
+        "Tuned: Amazon CDs + Movies -> Books",
+        "The same protocol and tuning with Books (40,075 items) as the target.",
+    ),
+)
+
+
 HEADER = """\
 # Reproduction: gnnrec's cross-domain benchmark
 
@@ -350,7 +545,7 @@ def page_sections(page: Path) -> dict[str, str]:
         return {}
     out = {}
     for chunk in re.split(r"^(?=## )", page.read_text(), flags=re.M)[1:]:
-        match = re.match(r"## .*\(`experiment=(\w+)`\)", chunk)
+        match = re.match(r"## .*\(`(?:experiment=)?(\w+)`\)", chunk)
         if match and NOT_RERUN not in chunk:
             out[match.group(1)] = chunk.rstrip("\n") + "\n"
     return out
@@ -435,6 +630,16 @@ def main(argv: list[str] | None = None) -> None:
     before = load_before(args.before)
     kept = page_sections(args.page) if args.keep else {}
     parts = [HEADER]
+    root = args.root.resolve()
+    tuned_roots = [root / t.name for t in TUNED_TABLES]
+    for tuned in TUNED_TABLES:
+        if (root / tuned.name).is_dir():
+            parts.append(tuned_section(tuned, root, args.figures))
+        elif tuned.name in kept:
+            parts.append(kept[tuned.name])
+        else:
+            print(f"no runs under {root / tuned.name}: table {tuned.name} left out")
+    runs = [r for r in runs if not any(r.path.resolve().is_relative_to(t) for t in tuned_roots)]
     for table in TABLES:
         dirs = sorted(
             {r.path for r in runs if f"experiment={table.experiment}" in r.overrides},

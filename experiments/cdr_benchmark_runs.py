@@ -1,6 +1,12 @@
 """Launch the runs of the cross-domain benchmark page, one thread per run.
 
-    python experiments/cdr_benchmark_runs.py RUNS_ROOT [--tables cdr_amazon_books ...] [--jobs 2]
+    python experiments/cdr_benchmark_runs.py RUNS_ROOT [--tables tuned_amazon_movies ...] [--jobs 2]
+
+The tuned tables (``tuned_amazon_<target>``) rerun every model's tuned experiment file
+(``conf/experiment/tuned/amazon_<target>_<model>.yaml``, written by
+``experiments/tune_amazon.py export`` from its study on validation) over seeds 0-2, next
+to the floors (Pop, random) that have nothing to tune; a row whose tuned file does not
+exist yet fails with that name. EASE's runs (about 14 GiB each) never run two at once.
 
 Each run goes to ``RUNS_ROOT/<experiment>/<group>/seed<k>`` (a run whose folder holds
 ``metrics.json`` is skipped, so an interrupted launch continues where it stopped); then
@@ -17,8 +23,11 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+TUNED_DIR = Path(__file__).resolve().parent.parent / "conf" / "experiment" / "tuned"
 
 ID = ["encoder=none"]
 RGCN = [
@@ -39,9 +48,22 @@ FLOORS = {
     "zs": ZEROSHOT,
 }
 SEEDS = (0, 1, 2)
+# tuned rows, longest first: "text_best" is the cold-start comparison's text model
+TUNED = ("text_best", "bitgcf", "lightgcn", "rgcn", "mf", "emcdr", "ease", "gfcf", "itemknn")
+ALONE = {"ease"}  # groups of which one run at a time fits in memory
+
+
+def tuned_table(target: str) -> list[tuple[str, list[str], tuple[int, ...]]]:
+    """Every tuned model of ``target``, then the untunable floors on the same split."""
+    rows = [(m, [f"experiment=tuned/amazon_{target}_{m}"], SEEDS) for m in TUNED]
+    floors = [(name, o, SEEDS) for name, o in FLOORS.items() if name != "zs"]
+    return rows + [(n, [f"experiment=cdr_amazon_{target}", *o], s) for n, o, s in floors]
+
 
 # experiment -> [(group folder, overrides, seeds)], longest first within a seed
 TABLES: dict[str, list[tuple[str, list[str], tuple[int, ...]]]] = {
+    "tuned_amazon_movies": tuned_table("movies"),
+    "tuned_amazon_books": tuned_table("books"),
     "cdr_amazon_movies": [
         ("bitgcf", [*ID, "model=bitgcf"], SEEDS),
         ("lightgcn", [*ID, "model=lightgcn"], SEEDS),
@@ -77,19 +99,45 @@ TABLES: dict[str, list[tuple[str, list[str], tuple[int, ...]]]] = {
 def jobs(tables: list[str], root: Path) -> list[tuple[Path, list[str]]]:
     """(run folder, overrides) of every run of ``tables``, seed by seed."""
     out = []
-    for experiment in tables:
-        groups = TABLES[experiment]
+    for table in tables:
+        groups = TABLES[table]
         for seed in SEEDS:
             for name, overrides, seeds in groups:
                 if seed in seeds:
-                    folder = root / experiment / name / f"seed{seed}"
-                    out.append((folder, [f"experiment={experiment}", *overrides, f"seed={seed}"]))
+                    folder = root / table / name / f"seed{seed}"
+                    if not any(o.startswith("experiment=") for o in overrides):
+                        overrides = [f"experiment={table}", *overrides]
+                    out.append((folder, [*overrides, f"seed={seed}"]))
     return out
+
+
+_ALONE_LOCKS = {name: threading.Lock() for name in ALONE}
+
+
+def missing_tuned_file(overrides: list[str]) -> Path | None:
+    """The tuned experiment file ``overrides`` name when it does not exist."""
+    for o in overrides:
+        if o.startswith("experiment=tuned/"):
+            path = TUNED_DIR / f"{o.split('/', 1)[1]}.yaml"
+            return None if path.is_file() else path
+    return None
 
 
 def launch(folder: Path, overrides: list[str]) -> int:
     if (folder / "metrics.json").is_file():
         return 0
+    missing = missing_tuned_file(overrides)
+    if missing is not None:
+        print(f"SKIPPED: {missing} does not exist (experiments/tune_amazon.py export)", flush=True)
+        return 1
+    lock = _ALONE_LOCKS.get(folder.parent.name)
+    if lock is not None:
+        with lock:
+            return _launch(folder, overrides)
+    return _launch(folder, overrides)
+
+
+def _launch(folder: Path, overrides: list[str]) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "gnnrec.train", *overrides, f"hydra.run.dir={folder}"]

@@ -667,3 +667,21 @@ def test_a_fixed_split_seed_groups_training_seeds_and_a_following_one_is_dropped
         "(defaults)",
     ]
     assert "data.split.seed" not in runs[3].config and runs[0].config["data.split.seed"] == 7
+
+
+def test_a_label_function_names_the_groups(sweep):
+    """Groups named by the caller (e.g. by folder) replace the config-derived labels;
+    runs given one name form one group, and the baseline is found by that name."""
+    names = {"model=pop": "popularity", "model=mf": "mf", "model=mf loss=softmax": "mf"}
+    derived = {r.path: r.label for r in load_runs([sweep])}
+    # the two MF groups share seeds 0 and 1: renaming them alike must be refused
+    with pytest.raises(ValueError, match="seed"):
+        report([sweep], label=lambda r: names[derived[r.path]])
+    rep = report(
+        [sweep],
+        baseline="popularity",
+        label=lambda r: {"model=pop": "popularity"}.get(derived[r.path], derived[r.path] + "!"),
+    )
+    assert rep.baseline == "popularity"
+    assert list(rep.summary.index) == ["popularity", "model=mf!", "model=mf loss=softmax!"]
+    assert set(rep.significance["run"]) == {"model=mf!", "model=mf loss=softmax!"}

@@ -11,8 +11,8 @@ rep.plot_curves()      # a matplotlib Figure
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -186,6 +186,7 @@ def report(
     curve_metric: str = CURVE_METRIC,
     digits: int = 4,
     ignore: Iterable[str] = IGNORED_KEYS,
+    label: Callable[[Run], str] | None = None,
 ) -> Report:
     """Read runs, group them over seeds, test them against a baseline, optionally write.
 
@@ -199,6 +200,9 @@ def report(
         digits: Decimals of means and stds in the tables.
         ignore: Top-level config keys whose overrides do not define a group
             (:data:`gnnrec.report.runs.IGNORED_KEYS`).
+        label: Names each run's group instead of the labels derived from the configs,
+            e.g. ``lambda run: run.path.parent.name`` for runs laid out as
+            ``<group>/<seed>``; runs it names alike form one group.
 
     Returns:
         The :class:`Report`.
@@ -210,6 +214,8 @@ def report(
             matches no group or several; compared groups share no seed or user.
     """
     runs = load_runs(folders, ignore=ignore)
+    if label is not None:
+        runs = [replace(r, label=label(r)) for r in runs]
     check_unique_seeds(runs)
     metrics = list(metrics) if metrics else default_metrics(runs)
     if not metrics:
