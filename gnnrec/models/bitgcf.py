@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from gnnrec.models.base import Recommender, StepOutputs
-from gnnrec.models.cross_domain import source_target_split
+from gnnrec.models.cross_domain import source_target_split, users_by_item_domain
 from gnnrec.nn import SymmetricSpMM, bipartite_adjacency
 
 __all__ = ["BiTGCF"]
@@ -201,16 +201,10 @@ class BiTGCF(Recommender):
         source, target, items = self.propagate()
         return StepOutputs(final=(target, items), extra=source)
 
-    def _users_for(self, source: Tensor, target: Tensor, users: Tensor, items: Tensor) -> Tensor:
-        in_target = self.is_target_item[items].unsqueeze(-1)
-        if items.dim() > 1:
-            users = users.unsqueeze(1).expand_as(items)
-        return torch.where(in_target, target[users], source[users])
-
     def score(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
         """Each pair scored in its item's domain (target pairs: what :meth:`forward` ranks)."""
         target, item_emb = out.final
-        u = self._users_for(out.extra, target, users, items)
+        u = users_by_item_domain(out.extra, target, self.is_target_item, users, items)
         return (u * item_emb[items]).sum(-1)
 
     def score_matrix(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
@@ -221,7 +215,8 @@ class BiTGCF(Recommender):
 
     def regularization(self, out: StepOutputs, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """L2 of the batch's layer-0 rows: the user embedding of each pair's domain, the items."""
-        u = self._users_for(self.source_user.weight, self.target_user.weight, users, pos)
+        source, target = self.source_user.weight, self.target_user.weight
+        u = users_by_item_domain(source, target, self.is_target_item, users, pos)
         total = u.square().sum() + self.item(pos).square().sum() + self.item(neg).square().sum()
         return 0.5 * total / users.numel()
 

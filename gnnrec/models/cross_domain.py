@@ -1,4 +1,4 @@
-"""Input checks shared by the models that keep source and target domains apart."""
+"""Input checks and user lookup shared by the models that keep source and target domains apart."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["source_target_split"]
+__all__ = ["source_target_split", "users_by_item_domain"]
 
 
 def source_target_split(
@@ -51,3 +51,15 @@ def source_target_split(
                 f"are none (target domain {domains[target]!r} of {list(domains)})"
             )
     return item_domain, train_users, train_items, is_target_item
+
+
+def users_by_item_domain(
+    source: Tensor, target: Tensor, is_target_item: Tensor, users: Tensor, items: Tensor
+) -> Tensor:
+    """Each pair's user row from the table of its item's domain: ``target[users]`` for
+    target items, ``source[users]`` for the others; ``[B, dim]`` or ``[B, K, dim]`` as
+    ``items`` is ``[B]`` or ``[B, K]``."""
+    in_target = is_target_item[items].unsqueeze(-1)
+    if items.dim() > 1:
+        users = users.unsqueeze(1).expand_as(items)
+    return torch.where(in_target, target[users], source[users])

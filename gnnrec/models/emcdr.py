@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnrec.models.base import Recommender, StepOutputs
-from gnnrec.models.cross_domain import source_target_split
+from gnnrec.models.cross_domain import source_target_split, users_by_item_domain
 
 __all__ = ["EMCDR"]
 
@@ -186,10 +186,8 @@ class EMCDR(Recommender):
 
     def _user_factors(self, users: Tensor, items: Tensor) -> Tensor:
         # The source factor for source items, the target factor for target items.
-        in_target = self.is_target_item[items].unsqueeze(-1)
-        if items.dim() > 1:
-            users = users.unsqueeze(1).expand_as(items)
-        return torch.where(in_target, self.target_user(users), self.source_user(users))
+        source, target = self.source_user.weight, self.target_user.weight
+        return users_by_item_domain(source, target, self.is_target_item, users, items)
 
     def score(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
         """Each pair scored by the MF of its item's domain (stage 1).
