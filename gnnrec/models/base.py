@@ -242,6 +242,29 @@ def _gather(table: Tensor, index: Tensor) -> Tensor:
     return table.index_select(0, index.reshape(-1)).reshape(*index.shape, table.size(-1))
 
 
+def squared_row_norms(table: Tensor, index: Tensor) -> Tensor:
+    """``sum_{i in index} ||table[i]||^2``, repeated rows counted each time.
+
+    When ``index`` has more entries than ``table`` has rows (``K`` negatives per pair),
+    it weights every row's squared norm by its count instead of gathering the rows: the
+    same sum (up to rounding) and gradient, at ``rows x dim`` instead of
+    ``len(index) x dim`` (``benchmarks/bench_sampled_step.py``).
+    """
+    index = index.reshape(-1)
+    if index.numel() <= table.size(0):
+        return table.index_select(0, index).square().sum()
+    counts = torch.bincount(index, minlength=table.size(0)).to(table.dtype)
+    return (counts * table.square().sum(-1)).sum()
+
+
+def pair_scores(u: Tensor, v: Tensor) -> Tensor:
+    """Dot products of ``u [B, d]`` with ``v [B, d]`` (``[B]``) or ``v [B, K, d]``
+    (``[B, K]``, a batched matrix product: no ``[B, K, d]`` product tensor)."""
+    if v.dim() == 2:
+        return (u * v).sum(-1)
+    return torch.bmm(v, u.unsqueeze(-1)).squeeze(-1)
+
+
 class Recommender(nn.Module):
     """Base class of every gnnrec model; see the module docstring for the contract.
 
@@ -296,10 +319,7 @@ class Recommender(nn.Module):
             return out.final.pairs(users, items)
         user_emb, item_emb = out.final
         u = user_emb[users]
-        v = _gather(item_emb, items)
-        if items.dim() == 1:
-            return (u * v).sum(-1)
-        return (u.unsqueeze(1) * v).sum(-1)
+        return pair_scores(u, _gather(item_emb, items))
 
     def score_matrix(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
         """``[B, N]`` scores of every user in ``users`` with every item of ``items``."""
@@ -320,7 +340,7 @@ class Recommender(nn.Module):
         user0, item0 = out.ego
         total = user0[users].square().sum() + item0[pos].square().sum()
         if neg.numel():
-            total = total + item0[neg.reshape(-1)].square().sum()
+            total = total + squared_row_norms(item0, neg)
         return 0.5 * total / users.numel()
 
     def auxiliary_loss(

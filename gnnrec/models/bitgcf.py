@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from gnnrec.models.base import Recommender, StepOutputs
+from gnnrec.models.base import Recommender, StepOutputs, squared_row_norms
 from gnnrec.models.cross_domain import source_target_split, users_by_item_domain
 from gnnrec.nn import SymmetricSpMM, bipartite_adjacency
 
@@ -217,7 +217,11 @@ class BiTGCF(Recommender):
         """L2 of the batch's layer-0 rows: the user embedding of each pair's domain, the items."""
         source, target = self.source_user.weight, self.target_user.weight
         u = users_by_item_domain(source, target, self.is_target_item, users, pos)
-        total = u.square().sum() + self.item(pos).square().sum() + self.item(neg).square().sum()
+        total = (
+            u.square().sum()
+            + self.item(pos).square().sum()
+            + squared_row_norms(self.item.weight, neg)
+        )
         return 0.5 * total / users.numel()
 
     def __repr__(self) -> str:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gnnrec.models.base import Recommender, StepOutputs
+from gnnrec.models.base import Recommender, StepOutputs, squared_row_norms
 from gnnrec.models.cross_domain import source_target_split, users_by_item_domain
 
 __all__ = ["EMCDR"]
@@ -206,7 +206,7 @@ class EMCDR(Recommender):
     def regularization(self, out: StepOutputs, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
         """L2 of the factor rows the batch's BPR terms use (the user factor of each pair's domain)."""
         total = self._user_factors(users, pos).square().sum() + self.item(pos).square().sum()
-        total = total + self.item(neg).square().sum()
+        total = total + squared_row_norms(self.item.weight, neg)
         return 0.5 * total / users.numel()
 
     def parameter_groups(self) -> list[dict[str, Any]]:

@@ -101,3 +101,31 @@ def test_scoring_gather_gives_the_rows_and_accumulates_repeated_rows_gradients()
     rows.sum().backward()
     # row 1 is drawn three times, row 3 once, rows 0 and 2 never
     assert table.grad[:, 0].tolist() == [0.0, 3.0, 0.0, 1.0]
+
+
+def test_squared_row_norms_counts_repeats_like_the_gathered_rows():
+    from gnnrec.models.base import squared_row_norms
+
+    table = torch.tensor([[1.0, 2.0], [0.0, 3.0], [2.0, 2.0]], requires_grad=True)
+    short = torch.tensor([2, 0])  # fewer entries than rows: gathered
+    assert squared_row_norms(table, short).item() == 8.0 + 5.0
+    long = torch.tensor([[1, 1], [1, 0], [0, 1]])  # more entries than rows: counted
+    # rows 1 (x4: 9 each) and 0 (x2: 5 each)
+    got = squared_row_norms(table, long)
+    assert got.item() == 4 * 9.0 + 2 * 5.0
+    got.backward()
+    grad = table.grad.clone()
+    table.grad = None
+    table[long.reshape(-1)].square().sum().backward()
+    assert torch.equal(grad, table.grad)
+    assert grad[2].tolist() == [0.0, 0.0]
+
+
+def test_pair_scores_of_k_items_are_the_dot_products():
+    from gnnrec.models.base import pair_scores
+
+    torch.manual_seed(0)
+    u, v = torch.randn(3, 4), torch.randn(3, 5, 4)
+    want = torch.stack([v[b] @ u[b] for b in range(3)])
+    torch.testing.assert_close(pair_scores(u, v), want)
+    torch.testing.assert_close(pair_scores(u, v[:, 0]), want[:, 0])
