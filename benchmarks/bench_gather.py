@@ -13,23 +13,14 @@ embedding kernel). All three give the same scores and gradients (checked here).
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import interleaved_medians
+from benchmarks.common import interleaved_medians, report_speeds, step_arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--repeats", type=int, default=10, help="timed steps per spelling")
-    parser.add_argument("--negatives", type=int, default=64, help="K negatives per pair")
-    parser.add_argument("--batch", type=int, default=8192, help="pairs per step")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = step_arguments(__doc__, 10)
     num_users, num_items, dim = 29_858, 40_981, 64
     users_t = torch.randn(num_users, dim, requires_grad=True)
     items_t = torch.randn(num_items, dim, requires_grad=True)
@@ -63,13 +54,7 @@ def main() -> None:
     times = interleaved_medians(
         {name: (lambda g=g: step(g)) for name, g in spellings.items()}, args.repeats
     )
-    base = times["indexing"]
-    print(
-        f"batch {args.batch} x K {args.negatives}, dim {dim}, {args.threads} thread(s): "
-        "median seconds per forward + backward"
-    )
-    for name, seconds in times.items():
-        print(f"  {name:13s} {seconds:8.4f} s   {base / seconds:5.2f}x indexing's speed")
+    report_speeds(args, dim, times, "indexing")
 
 
 if __name__ == "__main__":

@@ -16,24 +16,14 @@ Books + CDs + Movies sizes (9,333 users, 86,423 items, batch 8,192, K = 64, dim 
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from benchmarks.common import interleaved_medians
+from benchmarks.common import interleaved_medians, report_speeds, step_arguments
 from gnnrec.models.base import _gather, pair_scores, squared_row_norms
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--repeats", type=int, default=5, help="timed steps per spelling")
-    parser.add_argument("--negatives", type=int, default=64, help="K negatives per pair")
-    parser.add_argument("--batch", type=int, default=8192, help="pairs per step")
-    parser.add_argument("--dim", type=int, default=128, help="embedding size")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args = step_arguments(__doc__, 5, dim=128)
     num_users, num_items, dim = 9_333, 86_423, args.dim
     user_t = (0.1 * torch.randn(num_users, dim)).requires_grad_()
     item_t = (0.1 * torch.randn(num_items, dim)).requires_grad_()
@@ -68,13 +58,7 @@ def main() -> None:
     times = interleaved_medians(
         {name: (lambda s=s: step(s)) for name, s in spellings.items()}, args.repeats
     )
-    base = times["gather"]
-    print(
-        f"batch {args.batch} x K {args.negatives}, dim {dim}, {args.threads} thread(s): "
-        "median seconds per forward + backward"
-    )
-    for name, seconds in times.items():
-        print(f"  {name:8s} {seconds:8.4f} s   {base / seconds:5.2f}x gather's speed")
+    report_speeds(args, dim, times, "gather")
 
 
 if __name__ == "__main__":
