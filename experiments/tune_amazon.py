@@ -13,7 +13,10 @@ trial is a run folder ``ROOT/<target>/<model>/sweep<k>/<n>/``; the studies live 
 only the trials still missing (a new ``sweep<k>`` folder), and TPE sees the earlier ones.
 The trail CSVs (below) carry a study across machines: on a fresh ``ROOT`` the trials they
 record count as done, and the Optuna study is rebuilt from them before new trials run.
-Studies run one thread each, ``--jobs`` at a time.
+Studies run one thread each, ``--jobs`` at a time. With ``--until HH:MM`` (local time) a
+study runs its missing trials one per command and starts a trial only when it can end
+before then (its longest trial so far, or at first the clock budget plus two minutes):
+a session that must stop at a known time loses no trial half-trained.
 
 ``export`` reads the trial folders (never the test split's figures: a trial's value is
 its ``val/all/ndcg@20`` at the best validated epoch) and writes, per study,
@@ -40,8 +43,10 @@ import math
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -284,14 +289,54 @@ def launch(
     trials: int,
     extra: list[str] = (),
     trail_dir: Path | None = TRAIL_DIR,
+    until: datetime | None = None,
 ) -> int:
     """Run the trials the study still misses, in a new sweep folder.
 
     Trials recorded in the trail CSV count as done; when their study file is gone it is
-    rebuilt from them first (:func:`restore_study`).
+    rebuilt from them first (:func:`restore_study`). With ``until``, one trial per
+    command, each started only when it is expected to end by then (:func:`trial_fits`).
     """
+    if until is None:
+        return _launch(root, target, model, trials, trials, extra, trail_dir)
+    longest: float | None = None
+    while True:
+        done = len(read_trials(root, target, model, trail_dir).trials)
+        if done >= trials:
+            print(f"{target}/{model}: {done} trials done", flush=True)
+            return 0
+        expected = longest if longest is not None else 60 * (_budget("trainer.max_time_min") + 2)
+        if not trial_fits(datetime.now(), until, expected):
+            print(
+                f"{target}/{model}: {trials - done} trials left; the next one (about "
+                f"{expected / 60:.0f} min) would not end before {until:%H:%M}",
+                flush=True,
+            )
+            return 0
+        start = time.monotonic()
+        code = _launch(root, target, model, trials, 1, extra, trail_dir)
+        if code:
+            return code
+        longest = max(longest or 0.0, time.monotonic() - start)
+
+
+def trial_fits(now: datetime, until: datetime, expected_s: float) -> bool:
+    """Whether a trial expected to take ``expected_s`` seconds, started now, ends by ``until``."""
+    return now + timedelta(seconds=expected_s) <= until
+
+
+def _launch(
+    root: Path,
+    target: str,
+    model: str,
+    trials: int,
+    at_most: int,
+    extra: list[str],
+    trail_dir: Path | None,
+) -> int:
+    """One sweep command of up to ``at_most`` of the study's missing trials."""
     study = read_trials(root, target, model, trail_dir)
-    missing = trials - len(study.trials)
+    missing = min(trials - len(study.trials), at_most)
     if missing <= 0:
         print(f"{target}/{model}: {len(study.trials)} trials done", flush=True)
         return 0
@@ -650,6 +695,21 @@ def export(
     return studies
 
 
+def _clock(text: str) -> datetime:
+    """``HH:MM`` as today's local time; one that has passed is an error, not tomorrow."""
+    try:
+        parsed = datetime.strptime(text, "%H:%M")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--until wants HH:MM (local time), got {text!r}"
+        ) from None
+    now = datetime.now()
+    until = now.replace(hour=parsed.hour, minute=parsed.minute, second=0, microsecond=0)
+    if until <= now:
+        raise argparse.ArgumentTypeError(f"--until {text} has passed (it is {now:%H:%M})")
+    return until
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["run", "export"])
@@ -668,6 +728,12 @@ def main(argv: list[str] | None = None) -> int:
         help="trails: written by export, read by both (trials of earlier sessions)",
     )
     parser.add_argument("--tuned-dir", type=Path, default=TUNED_DIR, help="export: experiments")
+    parser.add_argument(
+        "--until",
+        type=_clock,
+        default=None,
+        help="run: HH:MM (local time); start only trials expected to end by then",
+    )
     args = parser.parse_args(argv)
     root = args.root.resolve()
     if args.action == "export":
@@ -676,7 +742,12 @@ def main(argv: list[str] | None = None) -> int:
     todo = [(t, m) for t in args.targets for m in args.models]
     with ThreadPoolExecutor(args.jobs) as pool:
         codes = list(
-            pool.map(lambda tm: launch(root, *tm, args.trials, args.override, args.trail_dir), todo)
+            pool.map(
+                lambda tm: launch(
+                    root, *tm, args.trials, args.override, args.trail_dir, args.until
+                ),
+                todo,
+            )
         )
     return int(any(codes))
 

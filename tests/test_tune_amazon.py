@@ -301,3 +301,26 @@ def test_summary_shortens_drawn_floats_only():
     assert tune._short("128") == "128"
     assert tune._short("sampled_softmax") == "sampled_softmax"
     assert tune._short("1e-06") == "1e-06"
+
+
+def test_until_starts_only_trials_that_end_in_time(tmp_path, capsys):
+    """A trial is started only when its expected length ends by --until: with the clock
+    budget (15 min + 2) and 10 minutes left, none starts and no sweep folder is made."""
+    now = tune.datetime.now()
+    assert tune.trial_fits(now, now + tune.timedelta(minutes=17), 17 * 60)
+    assert not tune.trial_fits(now, now + tune.timedelta(minutes=17), 17 * 60 + 1)
+    code = tune.launch(
+        tmp_path, "movies", "mf", 10, trail_dir=None, until=now + tune.timedelta(minutes=10)
+    )
+    assert code == 0
+    assert not (tmp_path / "movies").exists()
+    assert "10 trials left; the next one (about 17 min) would not end" in capsys.readouterr().out
+
+
+def test_until_rejects_a_passed_or_malformed_time(capsys):
+    with pytest.raises(SystemExit):
+        tune.main(["run", "/nonexistent", "--until", "25:00"])
+    assert "--until wants HH:MM (local time), got '25:00'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tune.main(["run", "/nonexistent", "--until", "00:00"])  # today's midnight has passed
+    assert "--until 00:00 has passed" in capsys.readouterr().err
