@@ -52,6 +52,57 @@ def test_reset_parameters_reinitialises():
     assert not torch.equal(before, model.user_embedding.weight)
 
 
+def test_mf_item_bias_adds_to_the_dot_product_and_is_not_regularised():
+    torch.manual_seed(0)
+    model = MF(2, 3, embedding_dim=2, item_bias=True)
+    assert torch.count_nonzero(model.bias) == 0
+    with torch.no_grad():
+        model.user_embedding.weight.copy_(torch.tensor([[1.0, 2.0], [0.0, -1.0]]))
+        model.item_embedding.weight.copy_(torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 2.0]]))
+        model.bias.copy_(torch.tensor([0.25, -1.0, 3.0]))
+    u, i = model()
+    assert u.shape == (2, 3) and i.shape == (3, 3)
+    # by hand: u.v + b_i
+    expected = torch.tensor([[1.25, 0.5, 7.0], [0.25, -1.5, 1.0]])
+    torch.testing.assert_close(u @ i.T, expected)
+    # the L2 term sees the factors only: users (1+4), positive (1), negative (0.5)
+    users, pos, neg = torch.tensor([0]), torch.tensor([0]), torch.tensor([1])
+    diff = torch.tensor(1.25 - 0.5)
+    expected_loss = torch.nn.functional.softplus(-diff) + 0.1 * 0.5 * (5.0 + 1.0 + 0.5)
+    loss = BPRLoss(l2=0.1)(model, users, pos, neg)
+    torch.testing.assert_close(loss, expected_loss)
+    loss.backward()
+    # d/db_pos = -sigmoid(-diff), d/db_neg = +sigmoid(-diff), the unseen item none
+    g = torch.sigmoid(-diff).item()
+    torch.testing.assert_close(model.bias.grad, torch.tensor([-g, g, 0.0]))
+    model.reset_parameters()
+    assert torch.count_nonzero(model.bias) == 0
+    assert repr(model) == "MF(2, 3, dim=2, item_bias=True)"
+    assert repr(MF(2, 3, embedding_dim=2)) == "MF(2, 3, dim=2)"
+    assert MF(2, 3).item_bias is False and len(list(MF(2, 3).parameters())) == 2
+
+
+def test_mf_item_bias_learns_popularity_the_factors_cannot():
+    """With one factor fixed at zero, only the bias can rank; BPR makes it rank by count."""
+    torch.manual_seed(0)
+    model = MF(20, 5, embedding_dim=1, item_bias=True)
+    with torch.no_grad():
+        model.user_embedding.weight.zero_()
+    model.user_embedding.weight.requires_grad_(False)
+    model.item_embedding.weight.requires_grad_(False)
+    counts = [8, 1, 5, 0, 3]  # item 0 most interacted, then 2, 4, 1; item 3 never
+    pos = torch.tensor([i for i, c in enumerate(counts) for _ in range(c)])
+    users = torch.arange(len(pos)) % 20
+    opt = torch.optim.SGD([model.bias], lr=1.0)  # plain gradients: Adam rescales them
+    loss = BPRLoss()
+    for _ in range(100):
+        neg = torch.randint(0, 5, (len(pos),))
+        opt.zero_grad()
+        loss(model, users, pos, neg).backward()
+        opt.step()
+    assert model.bias.argsort(descending=True).tolist() == [0, 2, 4, 1, 3]
+
+
 def test_popularity_scores_are_training_counts():
     counts = torch.bincount(torch.tensor([0, 2, 2, 2, 1]), minlength=4)
     assert counts.tolist() == [1, 1, 3, 0]
