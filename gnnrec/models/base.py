@@ -257,6 +257,13 @@ def squared_row_norms(table: Tensor, index: Tensor) -> Tensor:
     return (counts * table.square().sum(-1)).sum()
 
 
+def with_item_bias(users: Tensor, items: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    """``users [U, d]`` and ``items [I, d]`` with one more column, ``1`` and ``bias [I]``,
+    so that their dot products are the scores plus the item bias."""
+    ones = users.new_ones(users.size(0), 1)
+    return torch.cat([users, ones], dim=1), torch.cat([items, bias.to(items.dtype)[:, None]], dim=1)
+
+
 def pair_scores(u: Tensor, v: Tensor) -> Tensor:
     """Dot products of ``u [B, d]`` with ``v [B, d]`` (``[B]``) or ``v [B, K, d]``
     (``[B, K]``, a batched matrix product: no ``[B, K, d]`` product tensor)."""

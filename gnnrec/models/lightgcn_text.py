@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gnnrec.models.base import Recommender, StepOutputs
+from gnnrec.models.base import Recommender, StepOutputs, with_item_bias
 from gnnrec.nn import LayerMeanPropagation
 
 __all__ = ["LightGCNText", "id_fusion", "info_nce", "mean_item_embedding", "user_text_input"]
@@ -399,8 +399,7 @@ class LightGCNText(Recommender):
         user_emb, item_emb = x.split(sizes)
         bias = self.item_bias_values()
         if bias is not None:  # after normalisation: the score is cosine + b_i
-            user_emb = torch.cat([user_emb, user_emb.new_ones(self.num_users, 1)], dim=1)
-            item_emb = torch.cat([item_emb, bias.to(item_emb.dtype)[:, None]], dim=1)
+            user_emb, item_emb = with_item_bias(user_emb, item_emb, bias)
         return StepOutputs((user_emb, item_emb), tuple(x0.split(sizes)), projected)
 
     def forward(self) -> tuple[Tensor, Tensor]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gnnrec.models.base import Recommender
+from gnnrec.models.base import Recommender, with_item_bias
 
 __all__ = ["MF"]
 
@@ -76,8 +76,7 @@ class MF(Recommender):
         users, items = self.ego_embeddings()
         if self.bias is None:
             return users, items
-        ones = users.new_ones(self.num_users, 1)
-        return torch.cat([users, ones], dim=1), torch.cat([items, self.bias[:, None]], dim=1)
+        return with_item_bias(users, items, self.bias)
 
     def __repr__(self) -> str:
         bias = ", item_bias=True" if self.item_bias else ""
