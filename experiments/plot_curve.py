@@ -1,42 +1,34 @@
-"""Plot learning curves from runs' history.json (train loss and test-curve metrics).
+"""Plot test-curve Recall@20 and NDCG@20 of runs against epochs or wall-clock minutes.
 
 python experiments/plot_curve.py RUN_DIR OUT.png [--paper-recall 0.1830 --paper-ndcg 0.1554]
 python experiments/plot_curve.py RUN_A=paper RUN_B=fast OUT.png --x minutes --paper-recall 0.1830
 
-Each run is ``RUN_DIR`` or ``RUN_DIR=LABEL``. ``--x epoch`` (default) plots against
-epochs; ``--x minutes`` against wall-clock minutes since training began: the history's
-``time/elapsed_s`` (training and validation so far), plus, for the test-curve
-evaluations (``test_curve_every``), their cost. Histories written before
-``time/elapsed_s`` existed get the sum of ``time/epoch_s`` plus one ``time/test_s`` of
-metrics.json per test-curve evaluation so far (the script says so).
+Each run is ``RUN_DIR`` or ``RUN_DIR=LABEL``; the curves are ``<prefix>/recall@20`` and
+``<prefix>/ndcg@20`` of its ``history.json`` (``test_curve_every`` records them), drawn by
+:func:`gnnrec.report.plot_curves` with the paper's figures as reference lines. ``--x
+minutes`` uses the history's ``time/elapsed_s``: training and validation since the fit
+began, without the test-curve evaluations. A history written before ``time/elapsed_s``
+existed gets the running sum of its ``time/epoch_s`` instead (training steps only), and
+the script says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import itertools
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from gnnrec.report import load_runs, plot_curves
 
 
-def wallclock_minutes(history: list[dict], test_s: float, prefix: str) -> list[float]:
-    """Minutes since training began at the end of each epoch (its test point excluded)."""
-    curve_key = f"{prefix}/recall@20"
-    out, elapsed, curves = [], 0.0, 0
-    for record in history:
-        if "time/elapsed_s" in record:
-            base = record["time/elapsed_s"]
-        else:
-            elapsed += record["time/epoch_s"]
-            base = elapsed
-        out.append((base + curves * test_s) / 60)
-        if curve_key in record:
-            curves += 1
-    return out
+def with_clock(history: list[dict], run_dir: Path) -> list[dict]:
+    """``history`` with ``time/elapsed_s`` filled from the epoch times where it is missing."""
+    if all("time/elapsed_s" in r for r in history):
+        return history
+    print(f"{run_dir}: no time/elapsed_s; minutes = running sum of time/epoch_s")
+    clock = itertools.accumulate(r["time/epoch_s"] for r in history)
+    return [{**r, "time/elapsed_s": t} for r, t in zip(history, clock, strict=True)]
 
 
 def main() -> None:
@@ -46,57 +38,30 @@ def main() -> None:
     parser.add_argument("--x", choices=["epoch", "minutes"], default="epoch")
     parser.add_argument("--paper-recall", type=float, default=None)
     parser.add_argument("--paper-ndcg", type=float, default=None)
-    parser.add_argument("--title", default="")
     args = parser.parse_args()
-    *runs, out = args.paths
-    if not runs:
+    *specs, out = args.paths
+    if not specs:
         parser.error("give at least one run folder and the output file")
 
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
-    for n, spec in enumerate(runs):
+    runs = []
+    for spec in specs:
         folder, _, label = spec.partition("=")
         run_dir = Path(folder)
-        label = label or run_dir.name
-        history = json.loads((run_dir / "history.json").read_text())
-        if args.x == "minutes":
-            metrics_file = run_dir / "metrics.json"
-            metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-            test_s = float(metrics.get("time/test_s", 0.0))
-            if any("time/elapsed_s" not in r for r in history):
-                print(
-                    f"{run_dir}: no time/elapsed_s; minutes = epoch times + {test_s:.1f} s per test point"
-                )
-            xs = wallclock_minutes(history, test_s, args.prefix)
-        else:
-            xs = [r["epoch"] + 1 for r in history]
-        ax_loss.plot(xs, [r["train/loss"] for r in history], color=f"C{n}", label=label)
-        for name, style in (("recall@20", "-"), ("ndcg@20", ":")):
-            pts = [
-                (x, r[f"{args.prefix}/{name}"])
-                for x, r in zip(xs, history, strict=True)
-                if f"{args.prefix}/{name}" in r
-            ]
-            if pts:
-                ax_metric.plot(
-                    *zip(*pts, strict=True),
-                    style,
-                    marker="o",
-                    ms=2,
-                    color=f"C{n}",
-                    label=f"{label} {name}",
-                )
-    for name, paper, style in (
-        ("recall@20", args.paper_recall, "--"),
-        ("ndcg@20", args.paper_ndcg, "-."),
-    ):
-        if paper is not None:
-            ax_metric.axhline(paper, ls=style, color="grey", label=f"paper {name} ({paper})")
-    xlabel = "epoch" if args.x == "epoch" else "wall-clock minutes of training"
-    ax_loss.set(xlabel=xlabel, ylabel="training loss", title="training loss")
-    ax_loss.legend()
-    ax_metric.set(xlabel=xlabel, ylabel="test metric", title=args.title or args.prefix)
-    ax_metric.legend(fontsize=8)
-    fig.tight_layout()
+        found = load_runs([run_dir])
+        if len(found) != 1:
+            parser.error(f"{run_dir} holds {len(found)} runs; give one run folder per curve")
+        (run,) = found
+        history = with_clock(run.history, run_dir) if args.x == "minutes" else run.history
+        runs.append(dataclasses.replace(run, label=label or run_dir.name, history=history))
+    recall, ndcg = f"{args.prefix}/recall@20", f"{args.prefix}/ndcg@20"
+    paper = {recall: args.paper_recall, ndcg: args.paper_ndcg}
+    fig = plot_curves(
+        runs,
+        metric=recall,
+        loss=ndcg,
+        x=args.x,
+        reference={k: v for k, v in paper.items() if v is not None},
+    )
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=120)

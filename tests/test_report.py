@@ -394,6 +394,17 @@ def test_learning_curves_against_wall_clock_minutes(sweep):
         plot_curves(runs, x="hours")
 
 
+def test_learning_curves_draw_a_reference_line_on_its_panel_only(sweep):
+    runs = load_runs([sweep])
+    fig = plot_curves(runs, reference={"train/loss": 0.25})
+    metric_ax, loss_ax = fig.axes
+    flat = [ln for ln in loss_ax.get_lines() if set(ln.get_ydata()) == {0.25}]
+    assert len(flat) == 1 and flat[0].get_linestyle() == "--"
+    assert not [ln for ln in metric_ax.get_lines() if set(ln.get_ydata()) == {0.25}]
+    with pytest.raises(ValueError, match=r"reference keys \['val/cold/ndcg@20'\] are not plotted"):
+        plot_curves(runs, reference={"val/cold/ndcg@20": 0.1})
+
+
 @pytest.mark.parametrize(
     ("baseline", "message"),
     [("nope", "matches no group"), ("mf", "ambiguous, it is part of 2 labels")],

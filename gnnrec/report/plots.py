@@ -7,7 +7,7 @@ nothing is shown, no global backend is switched (a notebook keeps its own), and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -123,6 +123,7 @@ def plot_curves(
     metric: str = CURVE_METRIC,
     loss: str | None = "train/loss",
     x: str = "epoch",
+    reference: Mapping[str, float] | None = None,
 ) -> Figure:
     """Learning curves from the runs' histories: one line per group, std band over seeds.
 
@@ -134,12 +135,15 @@ def plot_curves(
         x: ``"epoch"`` (counted from 1, history's ``epoch + 1``) or ``"minutes"`` (wall
             clock since training began, the mean over seeds of ``time/elapsed_s``; for
             accuracy against training time).
+        reference: History key -> a published value, drawn as a dashed horizontal line
+            on that key's panel (e.g. ``{"curve/test/all/recall@20": 0.1830}``).
 
     Returns:
         The figure.
 
     Raises:
         ValueError: No run's history holds ``metric`` (nor ``loss``); an unknown ``x``;
+            a ``reference`` key that is neither ``metric`` nor ``loss``;
             ``x="minutes"`` with histories that have no ``time/elapsed_s``.
     """
     if x not in ("epoch", "minutes"):
@@ -148,6 +152,9 @@ def plot_curves(
     from matplotlib.ticker import MaxNLocator
 
     keys = [metric] + ([loss] if loss else [])
+    stray = sorted(set(reference or ()) - set(keys))
+    if stray:
+        raise ValueError(f"reference keys {stray} are not plotted; the panels are {keys}")
     frames = {k: curve_frame(runs, k) for k in keys}
     if all(f.empty for f in frames.values()):
         seen = sorted({k for r in runs for rec in r.history for k in rec})
@@ -178,6 +185,8 @@ def plot_curves(
         ax.set(xlabel=xlabel, ylabel=key, title=f"{key} (mean ± std over seeds)")
         if x == "epoch":
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if reference and key in reference:
+            ax.axhline(reference[key], ls="--", color="grey", label=f"reference {reference[key]}")
         if frames[key].empty:
             ax.text(0.5, 0.5, f"no history has {key}", ha="center", transform=ax.transAxes)
     handles = {}

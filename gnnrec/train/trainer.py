@@ -63,8 +63,9 @@ class FitResult:
             ``train/grad_norm`` (with ``grad_clip``: the mean global gradient norm
             before clipping), ``time/epoch_s``, ``time/elapsed_s`` (wall-clock seconds
             since the fit began, at the end of the epoch's training and validation; a
-            resumed fit continues the interrupted one's clock) and the validation
-            metrics of epochs that were evaluated.
+            resumed fit continues the interrupted one's clock; time spent in
+            ``on_epoch``, such as test-curve monitoring, is left out) and the
+            validation metrics of epochs that were evaluated.
         train_time_s: Seconds spent in training steps, over every epoch of ``history``
             (a resumed run adds the time recorded in its checkpoint).
         eval_time_s: Seconds spent in validation, likewise.
@@ -108,7 +109,8 @@ class Trainer:
             continues with a warning, for intended changes.
         progress: Show progress bars.
         max_time_min: Wall-clock budget in minutes: no new epoch starts once this much
-            time has passed since ``fit`` began (validation included); ``None``: no
+            time has passed since ``fit`` began (validation included, ``on_epoch``
+            monitoring not); ``None``: no
             budget. The history records the stop (``FitResult.stopped_on_time``).
         grad_clip: Clip the global L2 norm of all gradients to this value before each
             step (:func:`torch.nn.utils.clip_grad_norm_`; with a ``16-mixed``
@@ -322,7 +324,7 @@ class Trainer:
             initial=start_epoch,
             total=self.max_epochs,
         )
-        t_fit = time.perf_counter()
+        t_fit, hook_s = time.perf_counter(), 0.0
         for epoch in epochs:
             record = self._train_epoch(
                 model,
@@ -365,11 +367,14 @@ class Trainer:
             elif validate is None:
                 result.best_epoch = epoch
             # wall clock at the end of this epoch's training and validation, since the
-            # fit began (a resumed fit continues the interrupted one's clock)
-            record["time/elapsed_s"] = elapsed_before + time.perf_counter() - t_fit
+            # fit began (a resumed fit continues the interrupted one's clock); the time
+            # spent in on_epoch (monitoring, e.g. test curves) is not training time
+            record["time/elapsed_s"] = elapsed_before + time.perf_counter() - t_fit - hook_s
             result.history.append(record)
             if on_epoch is not None:
+                t0 = time.perf_counter()
                 on_epoch(record, result.history)
+                hook_s += time.perf_counter() - t0
             stop = self.patience > 0 and bad_evals >= self.patience
             if ckpt_dir is not None:
                 state = {
@@ -397,7 +402,7 @@ class Trainer:
                     if identity is not None:
                         best["identity"] = dict(identity)
                     save_checkpoint(ckpt_dir / "best.pt", best)
-            elapsed_min = (time.perf_counter() - t_fit) / 60
+            elapsed_min = (time.perf_counter() - t_fit - hook_s) / 60
             if not stop and self.max_time_min is not None and elapsed_min >= self.max_time_min:
                 result.stopped_on_time = True
                 log.info(

@@ -31,7 +31,7 @@ def problem():
     return adj, sampler_args
 
 
-def fit(problem, tmp_path, validate=None, identity=None, **kwargs):
+def fit(problem, tmp_path, validate=None, identity=None, on_epoch=None, **kwargs):
     adj, sampler_args = problem
     torch.manual_seed(0)
     model = LightGCN(30, 20, adj, embedding_dim=8, num_layers=2)
@@ -46,7 +46,14 @@ def fit(problem, tmp_path, validate=None, identity=None, **kwargs):
     }
     trainer = Trainer(**kwargs)
     result = trainer.fit(
-        model, BPRLoss(), sampler, opt, validate, tmp_path / "checkpoints", identity=identity
+        model,
+        BPRLoss(),
+        sampler,
+        opt,
+        validate,
+        tmp_path / "checkpoints",
+        identity=identity,
+        on_epoch=on_epoch,
     )
     return model, result
 
@@ -110,6 +117,19 @@ def test_elapsed_time_is_the_wall_clock_since_the_fit_began_and_survives_a_resum
     more = [r["time/elapsed_s"] for r in resumed.history]
     assert more[:3] == elapsed  # the interrupted run's records are kept as they were
     assert more[3] >= elapsed[-1] + resumed.history[3]["time/epoch_s"] + 0.05
+
+
+def test_monitoring_hook_time_is_neither_training_time_nor_budget(problem, tmp_path):
+    # a slow on_epoch (test-curve monitoring) must not move the wall clock of the
+    # history nor spend the time budget: 6 epochs with a 0.2 s hook each run to the end
+    # under a 0.01 min (0.6 s) budget, and elapsed_s stays below the hooks' 1.2 s
+    def slow_hook(record, history):
+        time.sleep(0.2)
+
+    _, result = fit(problem, tmp_path, on_epoch=slow_hook, max_epochs=6, max_time_min=0.01)
+    assert len(result.history) == 6 and not result.stopped_on_time
+    elapsed = [r["time/elapsed_s"] for r in result.history]
+    assert elapsed == sorted(elapsed) and elapsed[-1] < 0.6
 
 
 def test_resume_missing_checkpoint_is_a_clear_error(problem, tmp_path):
