@@ -136,6 +136,44 @@ def test_emcdr_source_triple_uses_source_factors():
     torch.testing.assert_close(reg, 0.5 * sum(v.square().sum() for v in w))
 
 
+def test_emcdr_item_bias_adds_to_both_domains_scores_and_reaches_mapped_users():
+    model = emcdr(item_bias=True)
+    assert repr(model).endswith("overlap_users=2, item_bias=True)")
+    assert model.bias.tolist() == [0.0] * 6  # zero-initialised
+    with torch.no_grad():
+        model.bias.copy_(torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
+    out = model.encode()
+    # source pair (user 1, item 2) and target pair (user 0, item 3), by hand
+    s = model.score(out, torch.tensor([1, 0]), torch.tensor([2, 3]))
+    expected = torch.stack(
+        [
+            model.source_user.weight[1] @ model.item.weight[2] + 0.3,
+            model.target_user.weight[0] @ model.item.weight[3] + 0.4,
+        ]
+    )
+    torch.testing.assert_close(s, expected)
+    # [B, K] negatives get their own items' biases
+    neg = model.score(out, torch.tensor([0]), torch.tensor([[4, 5]]))
+    torch.testing.assert_close(
+        neg[0], model.target_user.weight[0] @ model.item.weight[[4, 5]].T + torch.tensor([0.5, 0.6])
+    )
+    # what the evaluator ranks: the mapped cold user 1 and warm user 0, plus b_i
+    users, items = model()
+    assert users.shape == (5, 5) and items.shape == (6, 5)
+    mapped = model.mapping(model.source_user.weight[1])
+    torch.testing.assert_close(users[1] @ items[4], mapped @ model.item.weight[4] + 0.5)
+    torch.testing.assert_close(users[0] @ items[3], expected[1])
+    # L2 sees the factors only: the regularisation equals the no-bias model's
+    plain = emcdr()
+    args = (torch.tensor([0]), torch.tensor([3]), torch.tensor([[5]]))
+    torch.testing.assert_close(
+        model.regularization(out, *args), plain.regularization(plain.encode(), *args)
+    )
+    BPRLoss(l2=0.1)(model, *args).backward()
+    assert model.bias.grad[[3, 5]].abs().gt(0).all()
+    assert model.bias.grad[[0, 1, 2, 4]].abs().sum() == 0
+
+
 def test_emcdr_mapping_l2_is_the_mapping_groups_weight_decay():
     model = emcdr(mapping_l2=0.3)
     groups = model.parameter_groups()
