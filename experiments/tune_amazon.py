@@ -520,6 +520,52 @@ def _short(value: str) -> str:
     return value if number == int(number) and "." not in value else f"{number:.3g}"
 
 
+def option_rows(study: Study) -> list[tuple[str, str, int, Trial]]:
+    """Per option and value drawn from a ``choice``: its trial count and its best trial.
+
+    ``(key, value, trials, best)`` for every ``choice(...)`` key of the study's search
+    file and every key a custom search space drew, ``best`` the trial with the highest
+    cold users' value (then warm) among the done trials that drew it. A TPE study's
+    marginal view, not an ablation: trials with one value differ in the others too.
+    """
+    space = search_space(study.model)
+    choices = [k for k in param_keys(study) if k not in space or space[k].startswith("choice(")]
+    rows = []
+    for key in choices:
+        by_value: dict[str, list[Trial]] = {}
+        for trial in study.done:
+            if key in trial.overrides:
+                by_value.setdefault(trial.overrides[key], []).append(trial)
+        for value, group in sorted(by_value.items()):
+            best = max(group, key=lambda t: (_value(t, COLD), _value(t, WARM), -t.number))
+            rows.append((key, value, len(group), best))
+    return rows
+
+
+def option_section(studies: list[Study]) -> list[str]:
+    """The text studies' options, value by value (:func:`option_rows`), as markdown."""
+    text = [s for s in studies if s.model in TEXT_MODELS and s.done]
+    if not text:
+        return []
+    lines = [
+        "## Text options, value by value",
+        "",
+        "Per searched option of the text studies and per value: how many trials drew it and",
+        f"the best of them on `{COLD}` (validation only). A marginal view of a TPE study,",
+        "not an ablation: the trials with one value differ in the other options too.",
+        "",
+        f"| target | study | option | value | trials | best {COLD} | its {WARM} | trial |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for s in text:
+        for key, value, count, best in option_rows(s):
+            lines.append(
+                f"| {s.target} | {s.model} | `{key}` | `{_short(value)}` | {count} "
+                f"| {_value(best, COLD):.4f} | {_value(best, WARM):.4f} | {best.number} |"
+            )
+    return [*lines, ""]
+
+
 def readme(studies: list[Study], bests: list[TextBest] = (), trials: int = 10) -> str:
     lines = [
         "# Tuning on validation: every model, one budget",
@@ -581,6 +627,7 @@ def readme(studies: list[Study], bests: list[TextBest] = (), trials: int = 10) -
                 f"| {'yes' if b.meets_bar else 'no'} |"
             )
         lines.append("")
+    lines += option_section(studies)
     lines += ["## Search spaces", ""]
     for model in sorted({s.model for s in studies}):
         lines.append(

@@ -116,6 +116,39 @@ def test_text_best_is_the_best_cold_trial_not_worse_on_warm_than_any_baseline():
     assert tune.text_best(studies, "books") is None
 
 
+def test_text_options_are_broken_down_value_by_value():
+    study = _study(
+        "lightgcn_text_cold",
+        [(0.02, 0.015, 0.030), (0.02, 0.018, 0.035), (0.02, 0.017, 0.025), (0.02, 0.010, 0.035)],
+    )
+    drawn = [
+        {"model.item_bias": "logpop", "model.id_embedding": "gate", "model.align_weight": "0.1"},
+        {"model.item_bias": "logpop", "model.id_embedding": "false", "optimizer.lr": "0.001"},
+        {"model.item_bias": "none", "model.id_embedding": "gate", "model.align_weight": "0.5"},
+        {"model.item_bias": "logpop", "model.id_embedding": "false", "optimizer.lr": "0.002"},
+    ]
+    for trial, overrides in zip(study.trials, drawn, strict=True):
+        trial.overrides.update(overrides)
+    study.trials.append(tune.Trial(Path("failed"), 4, {"model.item_bias": "learned"}, {}))
+    rows = {(k, v): (n, best.number) for k, v, n, best in tune.option_rows(study)}
+    # logpop: 3 trials, cold 0.035 twice, the warmer (trial 1) wins the tie; the failed
+    # trial's value is absent; intervals (optimizer.lr) are not options
+    assert rows[("model.item_bias", "logpop")] == (3, 1)
+    assert rows[("model.item_bias", "none")] == (1, 2)
+    assert ("model.item_bias", "learned") not in rows
+    assert rows[("model.id_embedding", "gate")] == (2, 0)
+    assert rows[("model.id_embedding", "false")] == (2, 1)
+    # drawn by the custom search space, not in the search file
+    assert rows[("model.align_weight", "0.5")] == (1, 2)
+    assert not [k for k, _ in rows if k == "optimizer.lr"]
+    page = "\n".join(tune.option_section([study, _study("mf", [(0.01, 0.01, 0.01)])]))
+    assert (
+        "| movies | lightgcn_text_cold | `model.item_bias` | `logpop` | 3 | 0.0350 | 0.0180 | 1 |"
+        in page
+    )
+    assert "| mf |" not in page
+
+
 def test_tuned_experiment_files_compose():
     """Every committed tuned file composes and names a model the run can build."""
     tuned = sorted((CONFIG_DIR / "experiment" / "tuned").glob("*.yaml"))
