@@ -72,9 +72,9 @@ class EMCDR(Recommender):
     **Item bias (an option, not in the paper).** With ``item_bias`` every item also has a
     learned scalar :math:`b_i` added to both domains' scores,
     :math:`\hat{y}_{ui} = \mathbf{u}^\top \mathbf{v}_i + b_i`, zero-initialised and not
-    L2-regularised, as :class:`~gnnrec.models.MF`'s: on the long-tail Amazon data the
-    factors alone fall below popularity. It rides as an extra column of :meth:`forward`
-    (``1`` for users, :math:`b_i` for items), so mapped users get it too.
+    L2-regularised, as :class:`~gnnrec.models.MF`'s (``emcdr_optuna`` searches it). It
+    rides as an extra column of :meth:`forward` (``1`` for users, :math:`b_i` for
+    items), so mapped users get it too.
 
     Args:
         num_users: Number of users.

@@ -23,10 +23,12 @@ class MF(Recommender):
 
     With ``item_bias`` every item has a learned scalar :math:`b_i`, zero-initialised and
     not L2-regularised (only the factors are, as :meth:`ego_embeddings` says). On sparse
-    data it carries what popularity says, so the factors need only explain what it does
-    not: on ``amazon_bcm`` (Movies), MF without it stayed below popularity on warm users
-    in every trial of a 10-trial study (experiments/tuning/superseded/). The bias rides as an extra column (``1`` for users, :math:`b_i`
-    for items), so :meth:`forward` still returns two tables ranked by dot product.
+    data it can carry what popularity says, so the factors need only explain what it
+    does not. On ``amazon_bcm`` (Movies) the bias alone did not lift MF to popularity;
+    a strong L2 on the factors (``loss.l2`` about 0.1) did, with the bias
+    (experiments/tuning/superseded/). The bias rides as an extra column (``1`` for
+    users, :math:`b_i` for items), so :meth:`forward` still returns two tables ranked by
+    dot product.
 
     Args:
         num_users: Number of users.
