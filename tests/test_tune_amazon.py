@@ -252,6 +252,11 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
     tuned = conf_dir / "experiment" / "tuned" / "amazon_movies_mf.yaml"
     text = tuned.read_text()
     assert f"trial {best.number}" in text
+    # rerun it under a name the repository's own conf/ cannot shadow: Hydra searches the
+    # package's conf/ before hydra.searchpath, and conf/experiment/tuned/ holds real studies
+    rerun_name = "rerun_of_the_test_study"
+    (conf_dir / "experiment" / "tuned" / f"{rerun_name}.yaml").write_text(text)
+    assert not (REPO / "conf" / "experiment" / "tuned" / f"{rerun_name}.yaml").exists()
     run_dir = tmp_path / "rerun"
     env = {**driver_env(data_root, tmp_path), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -260,7 +265,7 @@ def test_driver_tunes_exports_and_the_tuned_file_reruns_the_best_trial(data_root
             "-m",
             "gnnrec.train",
             f"hydra.searchpath=[file://{conf_dir}]",
-            "experiment=tuned/amazon_movies_mf",
+            f"experiment=tuned/{rerun_name}",
             "tracker=none",
             f"hydra.run.dir={run_dir}",
         ],
