@@ -13,6 +13,8 @@ import torch
 from gnnrec.config import compose_config
 from gnnrec.errors import ConfigError
 from gnnrec.models import EASE, GFCF, ItemKNN
+from gnnrec.models import gfcf as gfcf_module
+from gnnrec.models.gfcf import top_right_singular_vectors
 from gnnrec.models.itemknn import _column_blocks
 from gnnrec.nn import Scorer
 from gnnrec.run import build_model, prepare
@@ -178,23 +180,116 @@ def gfcf_reference(x, k, alpha):
     return x @ norm.T @ norm + alpha * x @ low_pass
 
 
+@pytest.mark.parametrize("solver", ["arpack", "gram"])
+@pytest.mark.parametrize("shape", [(30, 20), (20, 30)])
 @pytest.mark.parametrize(("k", "alpha"), [(5, 0.3), (12, 1.0), (5, 0.0), (64, 0.3)])
-def test_gfcf_equals_a_dense_numpy_computation(k, alpha):
-    # k = 5 and 12 take ARPACK (k < min(shape) - 1), k = 64 the dense SVD of every component
-    x, users, items = random_data()
-    model = GFCF(*x.shape, users, items, k=k, alpha=alpha)
+def test_gfcf_equals_a_dense_numpy_computation(k, alpha, shape, solver):
+    # k = 5 and 12 take the solver (k < min(shape) - 1), k = 64 the dense SVD of every
+    # component; (30, 20) has more users than items (the Gram matrix of the items), (20, 30)
+    # fewer (the users' Gram matrix, then V = R~^T U S^-1)
+    x, users, items = random_data(*shape)
+    model = GFCF(*x.shape, users, items, k=k, alpha=alpha, solver=solver)
     expected = gfcf_reference(x, k, alpha)
     np.testing.assert_allclose(all_scores(model), expected, atol=1e-12)
     assert not all_scores(model)[0].any()  # no history: every score 0
     assert not all_scores(model)[:, -1].any()  # an item without interactions scores 0
 
 
+@pytest.mark.parametrize("shape", [(80, 50), (50, 80)])
+def test_the_gram_solver_finds_the_subspace_of_arpack_and_of_a_dense_svd(shape):
+    x, users, items = random_data(*shape, density=0.1, seed=3)
+    model = GFCF(*x.shape, users, items, k=15, solver="arpack")
+    norm = model.norm
+    _, s, vt = np.linalg.svd(norm.toarray())
+    dense = vt[:15].T
+    for solver in ("arpack", "gram"):
+        v = top_right_singular_vectors(norm, 15, solver=solver)
+        assert v.shape == (x.shape[1], 15)
+        np.testing.assert_allclose(v.T @ v, np.eye(15), atol=1e-10)  # orthonormal
+        # the same projector (the vectors' signs and a rotation in a tie may differ)
+        np.testing.assert_allclose(v @ v.T, dense @ dense.T, atol=1e-10)
+        # each is a right singular vector of its singular value, largest first
+        np.testing.assert_allclose(np.linalg.norm(norm @ v, axis=0), s[:15], atol=1e-10)
+
+
+def test_the_gram_solver_drops_components_of_a_rank_below_k():
+    # 4 distinct user rows repeated: rank 4, so k = 8 keeps 4 components
+    base = np.array(
+        [[1, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 1]]
+    )
+    x = np.tile(np.hstack([base, base]), (5, 1)).astype(float)  # 20 users x 12 items
+    users, items = np.nonzero(x)
+    for solver in ("arpack", "gram"):
+        model = GFCF(*x.shape, torch.tensor(users), torch.tensor(items), k=8, solver=solver)
+        assert model.rank == 4, solver
+        np.testing.assert_allclose(all_scores(model), gfcf_reference(x, 8, 0.3), atol=1e-10)
+
+
+def components_data(blocks=25, seed=0):
+    """A user-item graph of ``blocks`` connected components (random 6 x 15 blocks)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(blocks):
+        part = (rng.random((6, 15)) < 0.4).astype(float)
+        part[:, 0] = part[0] = 1.0  # each block connected
+        parts.append(part)
+    x = np.zeros((6 * blocks, 15 * blocks))
+    for b, part in enumerate(parts):
+        x[6 * b : 6 * b + 6, 15 * b : 15 * b + 15] = part
+    users, items = np.nonzero(x)
+    return x, torch.tensor(users), torch.tensor(items)
+
+
+def test_the_gram_solver_keeps_every_copy_of_a_repeated_singular_value():
+    # each of the 25 components gives the normalised matrix one singular value 1, so the
+    # top 30 hold 25 of them; a Krylov solver misses copies (on Movies ARPACK held 86 of 105)
+    x, users, items = components_data()
+    model = GFCF(*x.shape, users, items, k=30, solver="gram")
+    norm = model.norm
+    assert gfcf_module.graph_components(norm) == 25
+    v = top_right_singular_vectors(norm, 30, solver="gram")
+    s = np.linalg.norm(norm @ v, axis=0)
+    assert (s > 1 - 1e-9).sum() == 25
+    dense_s = np.linalg.svd(norm.toarray(), compute_uv=False)
+    np.testing.assert_allclose(s, dense_s[:30], atol=1e-10)
+    # the unit subspace is the dense SVD's (it is unique: a gap follows the 25th value)
+    _, _, vt = np.linalg.svd(norm.toarray())
+    np.testing.assert_allclose(v[:, :25] @ v[:, :25].T, vt[:25].T @ vt[:25], atol=1e-10)
+
+
+def test_a_subspace_short_of_the_components_unit_values_is_warned_about(caplog):
+    x, users, items = components_data()
+    norm = GFCF(*x.shape, users, items, alpha=0.0).norm
+    v = top_right_singular_vectors(norm, 30, solver="gram")
+    with caplog.at_level("WARNING", logger="gnnrec.models.gfcf"):
+        gfcf_module._warn_on_missed_components(norm, v)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="gnnrec.models.gfcf"):
+        gfcf_module._warn_on_missed_components(norm, v[:, 3:])  # 22 of the 25 unit values
+    (record,) = caplog.records
+    assert "hold 22 singular values 1, the graph's 25 components call for 25" in record.message
+    assert "model.solver=gram" in record.message
+
+
+def test_the_auto_solver_takes_the_gram_matrix_up_to_its_largest_side(monkeypatch):
+    x, users, items = random_data()
+    assert GFCF(*x.shape, users, items, k=5).solver == "gram"
+    monkeypatch.setattr(gfcf_module, "GRAM_MAX_SIDE", 19)  # the smaller side is 20
+    assert GFCF(*x.shape, users, items, k=5).solver == "arpack"
+    with pytest.raises(
+        ValueError, match="model.solver must be one of auto, arpack, gram, got 'eig'"
+    ):
+        GFCF(*x.shape, users, items, k=5, solver="eig")
+
+
 def test_gfcf_does_not_depend_on_the_seed_beyond_round_off():
     x, users, items = random_data(num_users=60, num_items=40, seed=1)
-    a = all_scores(GFCF(*x.shape, users, items, k=10, seed=0))
-    np.testing.assert_array_equal(all_scores(GFCF(*x.shape, users, items, k=10, seed=0)), a)
+    a = all_scores(GFCF(*x.shape, users, items, k=10, seed=0, solver="arpack"))
+    np.testing.assert_array_equal(
+        all_scores(GFCF(*x.shape, users, items, k=10, seed=0, solver="arpack")), a
+    )
     np.testing.assert_allclose(
-        all_scores(GFCF(*x.shape, users, items, k=10, seed=7)), a, atol=1e-12
+        all_scores(GFCF(*x.shape, users, items, k=10, seed=7, solver="arpack")), a, atol=1e-12
     )
 
 
