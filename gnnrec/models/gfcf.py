@@ -55,9 +55,10 @@ class GFCF(Recommender):
       paper used SVDLIBC's ``sparsesvd``). Each vector it returns is exact, but a Krylov
       method misses copies of a repeated singular value, and every connected component
       of the user-item graph gives one singular value 1: on Amazon Movies (105
-      components) its top 256 held 86 of them, so it was not the top-256 subspace (a
-      warning says so). On a connected graph (Gowalla) it reproduces the paper. Its
-      cost grows with ``k``: about 67 min for ``k = 1024`` on Movies on one thread.
+      components) its top 256 held 67 and 86 of them in two runs, so it was not the
+      top-256 subspace (a warning says so). On a connected graph (Gowalla) it
+      reproduces the paper. Its cost grows with ``k``: about 67 min for ``k = 1024`` on
+      Movies on one thread.
     * ``"gram"``: the top ``k`` eigenpairs of the dense Gram matrix of the smaller side
       (:math:`\tilde{R}\tilde{R}^\top` when users are fewer, then
       :math:`V = \tilde{R}^\top U \Sigma^{-1}`; :math:`\tilde{R}^\top\tilde{R}`
@@ -181,7 +182,8 @@ def _warn_on_missed_components(norm: sp.csr_matrix, v: np.ndarray) -> None:
     Every connected component of the user-item graph that has an edge gives the
     normalised matrix one singular value exactly 1, so ``min(k, components)`` of the top
     ``k`` are 1. A Krylov solver finds a repeated singular value only through round-off
-    and misses copies of it (on Amazon Movies, 105 components, ARPACK's top 256 held 86).
+    and misses copies of it (on Amazon Movies, 105 components, ARPACK's top 256 held 67
+    and 86 in two runs).
     """
     components = graph_components(norm)
     found = int((np.linalg.norm(norm @ v, axis=0) > 1.0 - 1e-9).sum())
