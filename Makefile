@@ -34,6 +34,7 @@ bench: install  ## timing benchmarks, as ratios against references run alongside
 	$(BIN)/python -m benchmarks.bench_rgcn
 	$(BIN)/python -m benchmarks.bench_startup
 	$(BIN)/python -m benchmarks.bench_gfcf_svd --gram-k 1024
+	$(BIN)/python -m benchmarks.bench_text_step --shared 1024
 
 lint: install
 	$(BIN)/ruff check gnnrec tests benchmarks experiments notebooks

@@ -71,8 +71,9 @@ MODELS: dict[str, list[str]] = {
     "ease": ["encoder=none"],
     "lightgcn_text": [],
     "lightgcn_text_cold": [],
+    "lightgcn_text_decoupled": [],
 }
-TEXT_MODELS = ("lightgcn_text", "lightgcn_text_cold")
+TEXT_MODELS = ("lightgcn_text", "lightgcn_text_cold", "lightgcn_text_decoupled")
 WARM = "val/warm/ndcg@20"
 COLD = "val/cold/ndcg@20"
 PER_TARGET: dict[tuple[str, str], list[str]] = {

@@ -18,16 +18,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gnnrec.models.base import Recommender, StepOutputs, with_item_bias
+from gnnrec.models.base import Recommender, StepOutputs, pair_scores, with_item_bias
 from gnnrec.nn import LayerMeanPropagation
 
-__all__ = ["LightGCNText", "id_fusion", "info_nce", "mean_item_embedding", "user_text_input"]
+__all__ = [
+    "LightGCNText",
+    "StepRows",
+    "id_fusion",
+    "info_nce",
+    "mean_item_embedding",
+    "user_text_input",
+]
 
 UserInput = Literal["mean", "profile"]
 USER_INPUTS = get_args(UserInput)
 IdFusion = Literal["add", "gate"]
 ItemBias = Literal["none", "learned", "logpop"]
 ITEM_BIASES = get_args(ItemBias)
+Order = Literal["project_then_propagate", "propagate_then_project"]
+ORDERS = get_args(Order)
 
 
 def mean_item_embedding(
@@ -98,7 +107,14 @@ def id_fusion(id_embedding: bool | str) -> str:
     )
 
 
-_CHECKED = ("id_embedding", "item_bias", "gate_init", "align_weight", "align_temperature")
+_CHECKED = (
+    "id_embedding",
+    "item_bias",
+    "gate_init",
+    "align_weight",
+    "align_temperature",
+    "order",
+)
 
 
 def _check_options(
@@ -107,9 +123,12 @@ def _check_options(
     gate_init: Sequence[float],
     align_weight: float,
     align_temperature: float,
+    order: Any = "project_then_propagate",
 ) -> str:
     """The fusion :func:`id_fusion` selects, once the options are known to work together."""
     fusion = id_fusion(id_embedding)
+    if order not in ORDERS:
+        raise ValueError(f"model.order must be one of {ORDERS}, got {order!r}")
     if item_bias not in ITEM_BIASES:
         raise ValueError(f"model.item_bias must be one of {ITEM_BIASES}, got {item_bias!r}")
     if len(gate_init) != 2:
@@ -200,6 +219,29 @@ class LightGCNText(Recommender):
     (from text alone without ID embeddings). With ``normalize=True`` the scale
     :math:`\alpha_0` does not matter.
 
+    ``order`` says where the MLP sits. ``"project_then_propagate"`` (the default,
+    AlphaRec) is the model above: every step projects every node's text and propagates
+    the projections, so the MLP over all ``num_users + num_items`` nodes is a step's main
+    cost. ``"propagate_then_project"`` propagates the frozen text once, before training
+    (SGC/SIGN-style decoupling: Wu et al., ICML 2019; Frasca et al., 2020), and applies
+    the MLP to each node's propagated text, its rows scaled to unit norm as the
+    encoder's are (so a node without edges, whose row is :math:`\alpha_0\mathbf{t}_n`,
+    is on the same scale as the others):
+
+    .. math::
+        \tilde{\mathbf{t}}_n = \frac{\mathbf{s}_n}{\|\mathbf{s}_n\|}, \quad
+        \mathbf{S} = \sum_{k=0}^{K} \alpha_k \tilde{A}^k \mathbf{T}, \qquad
+        \mathbf{e}_n = \mathrm{MLP}(\tilde{\mathbf{t}}_n) \;[+\, (\textstyle\sum_k
+        \alpha_k \tilde{A}^k \mathbf{V})_n]
+
+    (ID embeddings, when there are any, are still propagated each step, as in LightGCN,
+    and ``gate`` mixes the two propagated parts). A training step then runs the MLP on
+    the rows of its batch only (:meth:`score` computes each of a step's nodes once),
+    and the loss never touches the other nodes' text. Text only, with a linear map
+    (``hidden_dim=0``) without its bias and ``normalize=True``, the two orders give
+    the same scores (the map commutes with propagation and the row scale cancels); with
+    the MLP, or ID embeddings, they are different models.
+
     Args:
         num_users: Number of users.
         num_items: Number of items (all domains).
@@ -227,6 +269,7 @@ class LightGCNText(Recommender):
         gate_init: Initial ``(a, b)`` of both gates of ``id_embedding="gate"``.
         align_weight: Weight :math:`\lambda` of the ID-text alignment (needs ID embeddings).
         align_temperature: Temperature of the alignment's InfoNCE.
+        order: ``"project_then_propagate"`` or ``"propagate_then_project"`` (see above).
 
     Shapes:
         forward: ``() -> ([num_users, D], [num_items, D])``, ``D = embedding_dim``, plus
@@ -256,6 +299,7 @@ class LightGCNText(Recommender):
         gate_init: Sequence[float] = (1.0, -2.0),
         align_weight: float = 0.0,
         align_temperature: float = 0.2,
+        order: Order = "project_then_propagate",
     ) -> None:
         super().__init__()
         if tuple(item_text_emb.shape[:1]) != (num_items,):
@@ -270,7 +314,9 @@ class LightGCNText(Recommender):
         n = num_users + num_items
         if tuple(adj.shape) != (n, n):
             raise ValueError(f"adj must be [{n}, {n}] (users + items), got {tuple(adj.shape)}")
-        fusion = _check_options(id_embedding, item_bias, gate_init, align_weight, align_temperature)
+        fusion = _check_options(
+            id_embedding, item_bias, gate_init, align_weight, align_temperature, order
+        )
         self.num_users, self.num_items = num_users, num_items
         self.embedding_dim, self.hidden_dim, self.num_layers = embedding_dim, hidden_dim, num_layers
         self.alpha = tuple(float(a) for a in alpha)
@@ -279,12 +325,17 @@ class LightGCNText(Recommender):
         self.bias_init = float(bias_init)
         self.gate_init = tuple(float(v) for v in gate_init)
         self.align_weight, self.align_temperature = float(align_weight), float(align_temperature)
+        self.order = order
         item_text = item_text_emb.detach().float().cpu()
         user_text = user_text_input(
             user_input, item_text, train_users, train_items, num_users, user_profiles
         )
-        self.register_buffer("text", torch.cat([user_text, item_text]), persistent=False)
+        text = torch.cat([user_text, item_text])
         self.adj = adj
+        if order == "propagate_then_project":  # once: the MLP then sees these rows
+            with torch.no_grad():
+                text = F.normalize(self._propagate(text.to(adj.device)), dim=-1).cpu()
+        self.register_buffer("text", text, persistent=False)
         d_text = item_text.size(1)
         if hidden_dim:
             self.mlp = nn.Sequential(
@@ -355,16 +406,51 @@ class LightGCNText(Recommender):
         logit = torch.cat([a_u * user_degree + b_u, a_i * item_degree + b_i])
         return torch.sigmoid(logit).unsqueeze(1)
 
-    def _fuse(self, projected: Tensor) -> Tensor:
+    def _fuse(self, projected: Tensor, ids: Tensor | None = None, gate: Tensor | None = None):
+        """The text projection fused with ``ids`` (all ID embeddings by default) by
+        ``gate`` rows (all nodes' :meth:`gate` by default)."""
+        if self.fusion == "none":
+            return projected
+        ids = self.id_embedding.weight if ids is None else ids
         if self.fusion == "add":
-            return projected + self.id_embedding.weight
-        if self.fusion == "gate":
-            g = self.gate()
-            return g * self.id_embedding.weight + (1 - g) * projected
-        return projected
+            return projected + ids
+        g = self.gate() if gate is None else gate
+        return g * ids + (1 - g) * projected
+
+    def _propagate(self, x: Tensor) -> Tensor:
+        """:math:`\sum_k \alpha_k \tilde{A}^k x`, in float32."""
+        if not self.num_layers:
+            return x * self.alpha[0]
+        with torch.autocast(x.device.type, enabled=False):
+            return LayerMeanPropagation.apply(self.adj, x.float(), self.alpha)
+
+    def node_rows(self, nodes: Tensor, ids: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """``propagate_then_project``: ``(final, ego, projected)`` rows of ``nodes [M]``.
+
+        ``final`` is the representation before the item bias column, ``projected`` the
+        MLP of the propagated text, ``ego`` their layer-0 counterpart for the L2 term
+        (the projection fused with the nodes' own ID embeddings). ``ids`` is the
+        propagated ID table (computed here when ``None``).
+        """
+        projected = self.mlp(self.text[nodes])
+        if self.fusion == "none":
+            x = ego = projected
+        else:
+            if ids is None:
+                ids = self._propagate(self.id_embedding.weight)
+            gate = self.gate()[nodes] if self.fusion == "gate" else None
+            x = self._fuse(projected, ids[nodes], gate)
+            ego = self._fuse(projected, self.id_embedding.weight[nodes], gate)
+        if self.normalize:
+            x = F.normalize(x, dim=-1)
+        return x, ego, projected
 
     def layer0(self) -> Tensor:
-        """``[num_users + num_items, embedding_dim]`` initial representations."""
+        """``[num_users + num_items, embedding_dim]`` initial representations (with
+        ``propagate_then_project``: :meth:`node_rows`'s ``ego`` of every node)."""
+        if self.order == "propagate_then_project":
+            nodes = torch.arange(self.num_users + self.num_items, device=self.text.device)
+            return self.node_rows(nodes)[1]
         return self._fuse(self.mlp(self.text))
 
     def item_bias_values(self) -> Tensor | None:
@@ -384,15 +470,16 @@ class LightGCNText(Recommender):
 
         ``final`` is :meth:`forward`'s output, ``ego`` the layer-0 rows and ``extra`` the
         ``[num_users + num_items, embedding_dim]`` text projection (for the alignment).
+        With ``propagate_then_project``, ``final`` and ``extra`` are instead one
+        :class:`StepRows` that computes the rows the step's scores ask for, once each.
         """
+        if self.order == "propagate_then_project":
+            ids = self._propagate(self.id_embedding.weight) if self.fusion != "none" else None
+            rows = StepRows(self, ids)
+            return StepOutputs(rows, None, rows)
         projected = self.mlp(self.text)
         x0 = self._fuse(projected)
-        x = x0
-        if self.num_layers:
-            with torch.autocast(x.device.type, enabled=False):
-                x = LayerMeanPropagation.apply(self.adj, x.float(), self.alpha)
-        else:
-            x = x * self.alpha[0]
+        x = self._propagate(x0)
         if self.normalize:
             x = F.normalize(x, dim=-1)
         sizes = [self.num_users, self.num_items]
@@ -404,7 +491,46 @@ class LightGCNText(Recommender):
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """Propagated (and optionally normalised) user and item representations."""
+        if self.order == "propagate_then_project":
+            nodes = torch.arange(self.num_users + self.num_items, device=self.text.device)
+            user_emb, item_emb = self.node_rows(nodes)[0].split([self.num_users, self.num_items])
+            bias = self.item_bias_values()
+            if bias is not None:
+                user_emb, item_emb = with_item_bias(user_emb, item_emb, bias)
+            return user_emb, item_emb
         return self.encode().final
+
+    def _row_scores(self, rows: StepRows, users: Tensor, items: Tensor, matrix: bool) -> Tensor:
+        u = rows.final(users)
+        v = rows.final(items + self.num_users)
+        scores = u @ v.t() if matrix else pair_scores(u, v)
+        bias = self.item_bias_values()
+        if bias is not None:
+            scores = scores + (bias[items] if not matrix else bias[items][None, :])
+        return scores
+
+    def score(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
+        if isinstance(out.final, StepRows):
+            return self._row_scores(out.final, users, items, matrix=False)
+        return super().score(out, users, items)
+
+    def score_matrix(self, out: StepOutputs, users: Tensor, items: Tensor) -> Tensor:
+        if isinstance(out.final, StepRows):
+            return self._row_scores(out.final, users, items, matrix=True)
+        return super().score_matrix(out, users, items)
+
+    def regularization(
+        self, out: StepOutputs, users: Tensor, pos: Tensor, neg: Tensor
+    ) -> Tensor | float:
+        """The base class's L2 term; with ``propagate_then_project`` on the batch's
+        :meth:`node_rows` ``ego`` rows (repeated rows counted each time)."""
+        if not isinstance(out.final, StepRows):
+            return super().regularization(out, users, pos, neg)
+        rows, u = out.final, self.num_users
+        total = rows.ego(users).square().sum() + rows.ego(pos + u).square().sum()
+        if neg.numel():
+            total = total + rows.ego(neg + u).square().sum()
+        return 0.5 * total / users.numel()
 
     def auxiliary_loss(
         self,
@@ -425,11 +551,15 @@ class LightGCNText(Recommender):
                 "LightGCNText's alignment is a term of the batch: call "
                 "auxiliary_loss(out, users, pos, neg) with the step's encode() output"
             )
-        ids, projected = self.id_embedding.weight, out.extra
+        ids = self.id_embedding.weight
         u = users.reshape(-1).unique()
         i = pos.reshape(-1).unique() + self.num_users
-        user_term = info_nce(ids[u], projected[u], self.align_temperature)
-        item_term = info_nce(ids[i], projected[i], self.align_temperature)
+        if isinstance(out.extra, StepRows):
+            proj_u, proj_i = out.extra.projected(u), out.extra.projected(i)
+        else:
+            proj_u, proj_i = out.extra[u], out.extra[i]
+        user_term = info_nce(ids[u], proj_u, self.align_temperature)
+        item_term = info_nce(ids[i], proj_i, self.align_temperature)
         return self.align_weight * 0.5 * (user_term + item_term)
 
     def __repr__(self) -> str:
@@ -438,5 +568,51 @@ class LightGCNText(Recommender):
             f"text_dim={self.text.size(1)}, dim={self.embedding_dim}, hidden={self.hidden_dim}, "
             f"num_layers={self.num_layers}, users={self.user_input}, "
             f"id_embedding={self.fusion}, item_bias={self.item_bias}, "
-            f"align_weight={self.align_weight})"
+            f"align_weight={self.align_weight}, order={self.order})"
         )
+
+
+class StepRows:
+    """One training step's rows of a ``propagate_then_project`` :class:`LightGCNText`.
+
+    Asked for the rows of some nodes (user indices, or item indices plus
+    ``num_users``), it runs :meth:`LightGCNText.node_rows` on those it has not computed
+    yet in this step and gathers the rest, so a node that is a positive, a negative and
+    part of the alignment is projected once, and nodes the step never names are never
+    projected.
+    """
+
+    def __init__(self, model: LightGCNText, ids: Tensor | None) -> None:
+        self.model, self.ids = model, ids
+        n = model.num_users + model.num_items
+        self.where = torch.full((n,), -1, dtype=torch.long, device=model.text.device)
+        self.parts: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.table: tuple[Tensor, Tensor, Tensor] | None = None
+        self.count = 0
+
+    def _rows(self, nodes: Tensor, which: int) -> Tensor:
+        flat = nodes.reshape(-1)
+        missing = flat[self.where[flat] < 0].unique()
+        if missing.numel():
+            self.where[missing] = torch.arange(
+                self.count, self.count + missing.numel(), device=self.where.device
+            )
+            self.count += missing.numel()
+            self.parts.append(self.model.node_rows(missing, self.ids))
+            self.table = None
+        if self.table is None:
+            self.table = tuple(torch.cat(part) for part in zip(*self.parts, strict=True))
+        rows = self.table[which].index_select(0, self.where[flat])
+        return rows.reshape(*nodes.shape, rows.size(-1))
+
+    def final(self, nodes: Tensor) -> Tensor:
+        """Representations (normalised when the model is) of ``nodes``."""
+        return self._rows(nodes, 0)
+
+    def ego(self, nodes: Tensor) -> Tensor:
+        """Layer-0 rows of ``nodes`` for the L2 term."""
+        return self._rows(nodes, 1)
+
+    def projected(self, nodes: Tensor) -> Tensor:
+        """Text projections of ``nodes`` for the ID-text alignment."""
+        return self._rows(nodes, 2)

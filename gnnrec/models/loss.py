@@ -100,8 +100,12 @@ class SoftmaxLoss(RankingLoss):
 
     With ``in_batch_negatives`` (the default), :math:`N_u` is shared by the batch: every
     row's sampled negatives, or, with a sampler that draws none (``sampler=in_batch``),
-    the batch's positives; an entry equal to the row's positive is masked. Otherwise
-    :math:`N_u` is the row's own ``K`` sampled negatives. With ``model=lightgcn_text``
+    the batch's positives; an entry equal to the row's positive is masked. With
+    ``shared_negatives`` :math:`M`, the shared list is its first :math:`M` entries (the
+    batch is shuffled, so a uniform subset): the loss's ``[B, M]`` score matrix, not the
+    model, is then what a large batch pays for (at batch 8,192 the full ``[B, B]`` matrix
+    is three quarters of a text model's step; ``benchmarks/bench_text_step.py``).
+    Otherwise :math:`N_u` is the row's own ``K`` sampled negatives. With ``model=lightgcn_text``
     (``normalize: true``) the scores are cosines, AlphaRec's setting.
 
     Sheng et al., "Language Representations Can be What Recommenders Need", 2024
@@ -116,14 +120,29 @@ class SoftmaxLoss(RankingLoss):
         temperature: :math:`\tau`.
         l2: The L2 coefficient :math:`\lambda` on layer-0 parameters.
         in_batch_negatives: Share the batch's negatives across rows.
+        shared_negatives: At most this many shared negatives per step (``None``: all).
     """
 
     def __init__(
-        self, temperature: float = 0.15, l2: float = 0.0, in_batch_negatives: bool = True
+        self,
+        temperature: float = 0.15,
+        l2: float = 0.0,
+        in_batch_negatives: bool = True,
+        shared_negatives: int | None = None,
     ) -> None:
         super().__init__(l2)
         if temperature <= 0:
             raise ValueError(f"loss.temperature must be positive, got {temperature}")
+        if shared_negatives is not None and shared_negatives < 1:
+            raise ValueError(
+                f"loss.shared_negatives must be at least 1 (or null: all), got {shared_negatives}"
+            )
+        if shared_negatives is not None and not in_batch_negatives:
+            raise ValueError(
+                f"loss.shared_negatives={shared_negatives} caps the shared negatives, but "
+                "loss.in_batch_negatives=false shares none; drop one of the two"
+            )
+        self.shared_negatives = None if shared_negatives is None else int(shared_negatives)
         self.temperature = float(temperature)
         self.in_batch_negatives = bool(in_batch_negatives)
         self.shares_negatives = self.in_batch_negatives
@@ -133,6 +152,8 @@ class SoftmaxLoss(RankingLoss):
         pos_logit = model.score(out, users, pos).unsqueeze(1)
         if self.in_batch_negatives:
             shared = neg.reshape(-1) if neg.numel() else pos
+            if self.shared_negatives is not None:
+                shared = shared[: self.shared_negatives]
             neg_logit = model.score_matrix(out, users, shared)
             neg_logit = neg_logit.masked_fill(pos[:, None] == shared[None, :], float("-inf"))
         else:
@@ -143,5 +164,6 @@ class SoftmaxLoss(RankingLoss):
     def extra_repr(self) -> str:
         return (
             f"temperature={self.temperature}, l2={self.l2}, "
-            f"in_batch_negatives={self.in_batch_negatives}"
+            f"in_batch_negatives={self.in_batch_negatives}, "
+            f"shared_negatives={self.shared_negatives}"
         )

@@ -32,9 +32,7 @@ def text_model(**options) -> LightGCNText:
         data.train_users,
         data.train_items,
         item_counts=data.item_counts,
-        embedding_dim=4,
-        hidden_dim=8,
-        **options,
+        **{"embedding_dim": 4, "hidden_dim": 8, **options},
     )
 
 
@@ -88,7 +86,9 @@ def test_the_option_values_select_the_parts():
     assert text_model(id_embedding=True).fusion == "add"
     assert text_model(id_embedding="add").fusion == "add"
     model = text_model(id_embedding="gate", item_bias="logpop", align_weight=0.1)
-    assert repr(model).endswith("id_embedding=gate, item_bias=logpop, align_weight=0.1)")
+    assert repr(model).endswith(
+        "id_embedding=gate, item_bias=logpop, align_weight=0.1, order=project_then_propagate)"
+    )
 
 
 # ------------------------------------------------------------------------ item bias
@@ -245,6 +245,7 @@ def test_alignment_is_an_infonce_of_the_batch_nodes(fusion):
         ({"id_embedding": "add", "align_weight": -1.0}, "model.align_weight must be >= 0"),
         ({"id_embedding": "add", "align_temperature": 0.0}, "align_temperature must be positive"),
         ({"id_embedding": "gate", "gate_init": [1.0]}, "model.gate_init must be two numbers"),
+        ({"order": "propagate"}, "model.order must be one of .* got 'propagate'"),
     ],
 )
 def test_bad_values_fail_naming_the_key(options, message):
@@ -259,6 +260,7 @@ def test_bad_values_fail_naming_the_key(options, message):
         (["model.item_bias=pop"], "model.item_bias=pop: expected one of 'none', 'learned'"),
         (["model.align_weight=0.5"], "LightGCNText: model.align_weight=0.5 aligns ID"),
         (["model.id_embedding=gate", "model.gate_init=[1]"], "LightGCNText: model.gate_init"),
+        (["model.order=propagate"], "model.order=propagate: expected one of 'project_then_propag"),
     ],
 )
 def test_bad_values_fail_at_start_before_data_is_loaded(overrides, message):
@@ -269,21 +271,23 @@ def test_bad_values_fail_at_start_before_data_is_loaded(overrides, message):
 # ----------------------------------------------------------- every combination, by config
 
 COMBOS = [
-    (bias, fusion, align, user)
-    for bias, fusion, align, user in itertools.product(
+    (bias, fusion, align, user, order)
+    for bias, fusion, align, user, order in itertools.product(
         ["none", "learned", "logpop"],
         ["false", "true", "add", "gate"],
         [0.0, 0.1],
         ["mean", "profile"],
+        ["project_then_propagate", "propagate_then_project"],
     )
     if not (align and fusion == "false")
 ]
 
 
-@pytest.mark.parametrize(("bias", "fusion", "align", "user"), COMBOS)
-def test_every_option_combination_keeps_the_model_contract(bias, fusion, align, user):
+@pytest.mark.parametrize(("bias", "fusion", "align", "user", "order"), COMBOS)
+def test_every_option_combination_keeps_the_model_contract(bias, fusion, align, user, order):
     cfg = compose_config(
         [
+            f"model.order={order}",
             "model=lightgcn_text",
             "loss=softmax",
             "model.embedding_dim=8",
@@ -311,10 +315,73 @@ def test_every_option_combination_keeps_the_model_contract(bias, fusion, align, 
     params = dict(model.named_parameters())
     opt = torch.optim.Adam(model.parameter_groups(), lr=0.05)
     before = {n: p.detach().clone() for n, p in params.items()}
-    value = SoftmaxLoss(temperature=0.15)(model, USERS, POS, NEG)
+    value = SoftmaxLoss(temperature=0.15, l2=0.1)(model, USERS, POS, NEG)
     assert torch.isfinite(value)
     value.backward()
     opt.step()
     assert all(not torch.equal(before[n], p) for n, p in params.items()), [
         n for n, p in params.items() if torch.equal(before[n], p)
     ]
+
+
+# ------------------------------------------------------ propagate_then_project (decoupled)
+
+DECOUPLED = {"order": "propagate_then_project"}
+
+
+def test_decoupled_rows_are_the_mlp_of_the_unit_norm_propagated_text():
+    model = text_model(**DECOUPLED)
+    plain = text_model()
+    a = plain.adj.to_dense()
+    propagated = sum(
+        w * torch.linalg.matrix_power(a, k) @ plain.text for k, w in enumerate(plain.alpha)
+    )
+    torch.testing.assert_close(model.text, F.normalize(propagated, dim=-1))
+    # item 8 has no edge: its row is its own text, scaled to unit norm
+    torch.testing.assert_close(model.text[6 + 8], F.normalize(plain.text[6 + 8], dim=0))
+    user_emb, item_emb = model()
+    torch.testing.assert_close(
+        torch.cat([user_emb, item_emb]), F.normalize(model.mlp(model.text), dim=-1)
+    )
+
+
+def test_with_a_linear_map_the_two_orders_give_the_same_scores():
+    models = []
+    for order in ("project_then_propagate", "propagate_then_project"):
+        model = text_model(hidden_dim=0, order=order)
+        with torch.no_grad():
+            model.mlp[0].bias.zero_()  # the bias does not commute with propagation
+        models.append(model)
+    first, second = (dot_scores(m) for m in models)
+    torch.testing.assert_close(first, second)
+    # the bias (like a nonlinear MLP) does not commute: two models
+    with torch.no_grad():
+        for m in models:
+            m.mlp[0].bias.fill_(0.5)
+    assert not torch.allclose(dot_scores(models[0]), dot_scores(models[1]), atol=1e-3)
+
+
+@pytest.mark.parametrize("fusion", [False, "gate"])
+def test_a_decoupled_step_projects_each_batch_node_once_and_no_other(fusion):
+    model = text_model(**DECOUPLED, id_embedding=fusion, align_weight=0.1 if fusion else 0.0)
+    seen: list[int] = []
+    model.mlp.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+    users, pos, neg = (
+        torch.tensor([0, 1, 0]),
+        torch.tensor([4, 5, 4]),
+        torch.tensor([[5], [6], [4]]),
+    )
+    loss = SoftmaxLoss(temperature=0.2, l2=0.1, in_batch_negatives=False)
+    value = loss(model, users, pos, neg)
+    value.backward()
+    # users 0 and 1, items 4, 5 and 6: five nodes, each through the MLP once
+    assert sum(seen) == 5
+    # and the loss is the one of the full tables' scores
+    user_emb, item_emb = model()
+    scores = user_emb[users] @ item_emb.t()
+    logits = torch.stack([scores[range(3), pos], scores[range(3), neg[:, 0]]], 1) / 0.2
+    ego = model.layer0()
+    l2 = 0.5 * sum(ego[n].square().sum() for n in [*users, *(pos + 6), *(neg[:, 0] + 6)]) / 3
+    expected = -logits.log_softmax(1)[:, 0].mean() + 0.1 * l2
+    expected = expected + model.auxiliary_loss(model.encode(users, pos), users, pos, neg)
+    torch.testing.assert_close(value, expected)

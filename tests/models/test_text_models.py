@@ -151,6 +151,32 @@ def test_softmax_loss_by_hand():
     e = torch.exp
     row0 = -torch.log(e(torch.tensor(2.0)) / (e(torch.tensor(2.0)) + 1 + e(torch.tensor(2 * c))))
     assert value.item() == pytest.approx(((row0 + row1) / 2).item(), rel=1e-6)
+    # At most one shared negative: both rows see item 1 only (item 0 is cut, not masked).
+    capped = SoftmaxLoss(temperature=0.5, shared_negatives=1)
+    value = capped(Fixed(), torch.tensor([0, 0]), torch.tensor([0, 2]), torch.tensor([1, 0]))
+    row0 = -torch.log(e(torch.tensor(2.0)) / (e(torch.tensor(2.0)) + 1))
+    row1 = -torch.log(e(torch.tensor(2 * c)) / (e(torch.tensor(2 * c)) + 1))
+    assert value.item() == pytest.approx(((row0 + row1) / 2).item(), rel=1e-6)
+    # a cap above the list's length is the whole list
+    wide = SoftmaxLoss(temperature=0.5, shared_negatives=5)
+    full = SoftmaxLoss(temperature=0.5)
+    batch = (torch.tensor([0, 0]), torch.tensor([0, 2]), torch.tensor([1, 0]))
+    assert wide(Fixed(), *batch).item() == full(Fixed(), *batch).item()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"shared_negatives": 0}, "loss.shared_negatives must be at least 1 .* got 0"),
+        (
+            {"shared_negatives": 8, "in_batch_negatives": False},
+            "loss.shared_negatives=8 caps .* loss.in_batch_negatives=false shares none",
+        ),
+    ],
+)
+def test_bad_shared_negatives_fail_naming_the_key(options, message):
+    with pytest.raises(ValueError, match=message):
+        SoftmaxLoss(**options)
 
 
 def test_text_zeroshot_is_cosine_of_texts():
