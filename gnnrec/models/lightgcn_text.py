@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gnnrec.models.base import Recommender, StepOutputs, pair_scores, with_item_bias
-from gnnrec.nn import LayerMeanPropagation
+from gnnrec.nn import LayerMeanPropagation, bipartite_adjacency
 
 __all__ = [
     "LightGCNText",
@@ -114,6 +114,8 @@ _CHECKED = (
     "align_weight",
     "align_temperature",
     "order",
+    "cold_view",
+    "user_input",
 )
 
 
@@ -124,11 +126,26 @@ def _check_options(
     align_weight: float,
     align_temperature: float,
     order: Any = "project_then_propagate",
+    cold_view: float = 0.0,
+    user_input: Any = "mean",
 ) -> str:
     """The fusion :func:`id_fusion` selects, once the options are known to work together."""
     fusion = id_fusion(id_embedding)
     if order not in ORDERS:
         raise ValueError(f"model.order must be one of {ORDERS}, got {order!r}")
+    if not 0.0 <= cold_view <= 1.0:
+        raise ValueError(f"model.cold_view is a probability in [0, 1], got {cold_view}")
+    if cold_view and order != "propagate_then_project":
+        raise ValueError(
+            f"model.cold_view={cold_view} swaps in text rows propagated once before training; "
+            "set model.order=propagate_then_project, or model.cold_view=0"
+        )
+    if cold_view and user_input != "mean":
+        raise ValueError(
+            f"model.cold_view={cold_view} recomputes the mean of a user's source-domain items; "
+            f"model.user_input={user_input!r} has no such view: set model.user_input=mean, "
+            "or model.cold_view=0"
+        )
     if item_bias not in ITEM_BIASES:
         raise ValueError(f"model.item_bias must be one of {ITEM_BIASES}, got {item_bias!r}")
     if len(gate_init) != 2:
@@ -242,6 +259,18 @@ class LightGCNText(Recommender):
     the same scores (the map commutes with propagation and the row scale cancels); with
     the MLP, or ID embeddings, they are different models.
 
+    ``cold_view`` :math:`p > 0` (``propagate_then_project``, ``user_input="mean"``)
+    trains for the users the evaluation calls cold, who have source-domain history only:
+    a second user table :math:`\tilde{\mathbf{t}}^{\,\mathrm{src}}_u` is built as
+    :math:`\tilde{\mathbf{t}}_u` is, but from the training edges outside the target domain
+    (the mean of the user's source items, propagated over the source-domain graph). In
+    each training step, every user with target-domain training edges is, with
+    probability :math:`p` and independently, represented by that row instead of its own
+    (a dropout of the target history, as DropoutNet drops content or IDs: Volkovs et al.,
+    NeurIPS 2017), for all of the batch's pairs it is in. Items keep their rows;
+    evaluation uses the users' own rows (a cold user's own row is its source view). ID
+    embeddings, if any, are not swapped.
+
     Args:
         num_users: Number of users.
         num_items: Number of items (all domains).
@@ -270,6 +299,10 @@ class LightGCNText(Recommender):
         align_weight: Weight :math:`\lambda` of the ID-text alignment (needs ID embeddings).
         align_temperature: Temperature of the alignment's InfoNCE.
         order: ``"project_then_propagate"`` or ``"propagate_then_project"`` (see above).
+        cold_view: Probability :math:`p` of the source-only user view in training (see
+            above; 0 turns it off).
+        item_domain: ``[num_items]`` domain of every item (needed by ``cold_view``).
+        target_domain: Index of the evaluated domain (needed by ``cold_view``).
 
     Shapes:
         forward: ``() -> ([num_users, D], [num_items, D])``, ``D = embedding_dim``, plus
@@ -300,6 +333,9 @@ class LightGCNText(Recommender):
         align_weight: float = 0.0,
         align_temperature: float = 0.2,
         order: Order = "project_then_propagate",
+        cold_view: float = 0.0,
+        item_domain: Tensor | None = None,
+        target_domain: int | None = None,
     ) -> None:
         super().__init__()
         if tuple(item_text_emb.shape[:1]) != (num_items,):
@@ -315,7 +351,14 @@ class LightGCNText(Recommender):
         if tuple(adj.shape) != (n, n):
             raise ValueError(f"adj must be [{n}, {n}] (users + items), got {tuple(adj.shape)}")
         fusion = _check_options(
-            id_embedding, item_bias, gate_init, align_weight, align_temperature, order
+            id_embedding,
+            item_bias,
+            gate_init,
+            align_weight,
+            align_temperature,
+            order,
+            cold_view,
+            user_input,
         )
         self.num_users, self.num_items = num_users, num_items
         self.embedding_dim, self.hidden_dim, self.num_layers = embedding_dim, hidden_dim, num_layers
@@ -325,7 +368,7 @@ class LightGCNText(Recommender):
         self.bias_init = float(bias_init)
         self.gate_init = tuple(float(v) for v in gate_init)
         self.align_weight, self.align_temperature = float(align_weight), float(align_temperature)
-        self.order = order
+        self.order, self.cold_view = order, float(cold_view)
         item_text = item_text_emb.detach().float().cpu()
         user_text = user_text_input(
             user_input, item_text, train_users, train_items, num_users, user_profiles
@@ -336,6 +379,12 @@ class LightGCNText(Recommender):
             with torch.no_grad():
                 text = F.normalize(self._propagate(text.to(adj.device)), dim=-1).cpu()
         self.register_buffer("text", text, persistent=False)
+        if self.cold_view:
+            cold_text, swappable = self._source_view(
+                item_text, train_users, train_items, item_domain, target_domain
+            )
+            self.register_buffer("cold_text", cold_text, persistent=False)
+            self.register_buffer("swappable", swappable, persistent=False)
         d_text = item_text.size(1)
         if hidden_dim:
             self.mlp = nn.Sequential(
@@ -369,12 +418,52 @@ class LightGCNText(Recommender):
             self.beta = nn.Parameter(torch.zeros(()))
         self.reset_parameters()
 
+    def _source_view(
+        self,
+        item_text: Tensor,
+        train_users: Tensor,
+        train_items: Tensor,
+        item_domain: Tensor | None,
+        target_domain: int | None,
+    ) -> tuple[Tensor, Tensor]:
+        """``cold_view``'s ``[num_users, d]`` source-only user rows, and the
+        ``[num_users]`` mask of users with target-domain training edges (whose rows
+        differ)."""
+        if item_domain is None or target_domain is None:
+            raise ValueError(
+                "model.cold_view needs item_domain and target_domain (the run passes them)"
+            )
+        users, items = train_users.long().cpu(), train_items.long().cpu()
+        in_target = item_domain.long().cpu()[items] == int(target_domain)
+        src_users, src_items = users[~in_target], items[~in_target]
+        adj = bipartite_adjacency(src_users, src_items, self.num_users, self.num_items)
+        text = torch.cat(
+            [mean_item_embedding(item_text, src_users, src_items, self.num_users), item_text]
+        )
+        with torch.no_grad():
+            if self.num_layers:
+                text = LayerMeanPropagation.apply(adj, text, self.alpha)
+            else:
+                text = text * self.alpha[0]
+            text = F.normalize(text[: self.num_users], dim=-1)
+        swappable = torch.zeros(self.num_users, dtype=torch.bool)
+        swappable[users[in_target]] = True
+        return text, swappable
+
+    def _swapped(self) -> Tensor | None:
+        """A training step's draw of the users shown their source-only view, or ``None``."""
+        if not (self.cold_view and self.training):
+            return None
+        draw = torch.rand(self.num_users, device=self.swappable.device) < self.cold_view
+        return draw & self.swappable
+
     @classmethod
     def check_options(cls, **options: Any) -> None:
         """The constructor's checks of the options that need no data, run at start.
 
-        Those of ``id_embedding``, ``item_bias``, ``gate_init``, ``align_weight`` and
-        ``align_temperature``; the others take the constructor's defaults.
+        Those of ``id_embedding``, ``item_bias``, ``gate_init``, ``align_weight``,
+        ``align_temperature``, ``order`` and ``cold_view`` (with ``user_input``); the
+        others take the constructor's defaults.
         """
         params = inspect.signature(cls).parameters
         _check_options(*(options.get(k, params[k].default) for k in _CHECKED))
@@ -424,15 +513,26 @@ class LightGCNText(Recommender):
         with torch.autocast(x.device.type, enabled=False):
             return LayerMeanPropagation.apply(self.adj, x.float(), self.alpha)
 
-    def node_rows(self, nodes: Tensor, ids: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def node_rows(
+        self, nodes: Tensor, ids: Tensor | None = None, swapped: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``propagate_then_project``: ``(final, ego, projected)`` rows of ``nodes [M]``.
 
         ``final`` is the representation before the item bias column, ``projected`` the
         MLP of the propagated text, ``ego`` their layer-0 counterpart for the L2 term
         (the projection fused with the nodes' own ID embeddings). ``ids`` is the
-        propagated ID table (computed here when ``None``).
+        propagated ID table (computed here when ``None``); ``swapped`` (``[num_users]``
+        bool) the users whose text row is their ``cold_view`` source-only row.
         """
-        projected = self.mlp(self.text[nodes])
+        text = self.text[nodes]
+        if swapped is not None:
+            user = nodes < self.num_users
+            swap = torch.zeros_like(user)
+            swap[user] = swapped[nodes[user]]
+            if swap.any():
+                text = text.clone()
+                text[swap] = self.cold_text[nodes[swap]]
+        projected = self.mlp(text)
         if self.fusion == "none":
             x = ego = projected
         else:
@@ -475,7 +575,7 @@ class LightGCNText(Recommender):
         """
         if self.order == "propagate_then_project":
             ids = self._propagate(self.id_embedding.weight) if self.fusion != "none" else None
-            rows = StepRows(self, ids)
+            rows = StepRows(self, ids, self._swapped())
             return StepOutputs(rows, None, rows)
         projected = self.mlp(self.text)
         x0 = self._fuse(projected)
@@ -568,7 +668,8 @@ class LightGCNText(Recommender):
             f"text_dim={self.text.size(1)}, dim={self.embedding_dim}, hidden={self.hidden_dim}, "
             f"num_layers={self.num_layers}, users={self.user_input}, "
             f"id_embedding={self.fusion}, item_bias={self.item_bias}, "
-            f"align_weight={self.align_weight}, order={self.order})"
+            f"align_weight={self.align_weight}, order={self.order}, "
+            f"cold_view={self.cold_view})"
         )
 
 
@@ -582,8 +683,10 @@ class StepRows:
     projected.
     """
 
-    def __init__(self, model: LightGCNText, ids: Tensor | None) -> None:
-        self.model, self.ids = model, ids
+    def __init__(
+        self, model: LightGCNText, ids: Tensor | None, swapped: Tensor | None = None
+    ) -> None:
+        self.model, self.ids, self.swapped = model, ids, swapped
         n = model.num_users + model.num_items
         self.where = torch.full((n,), -1, dtype=torch.long, device=model.text.device)
         self.parts: list[tuple[Tensor, Tensor, Tensor]] = []
@@ -598,7 +701,7 @@ class StepRows:
                 self.count, self.count + missing.numel(), device=self.where.device
             )
             self.count += missing.numel()
-            self.parts.append(self.model.node_rows(missing, self.ids))
+            self.parts.append(self.model.node_rows(missing, self.ids, self.swapped))
             self.table = None
         if self.table is None:
             self.table = tuple(torch.cat(part) for part in zip(*self.parts, strict=True))

@@ -87,7 +87,8 @@ def test_the_option_values_select_the_parts():
     assert text_model(id_embedding="add").fusion == "add"
     model = text_model(id_embedding="gate", item_bias="logpop", align_weight=0.1)
     assert repr(model).endswith(
-        "id_embedding=gate, item_bias=logpop, align_weight=0.1, order=project_then_propagate)"
+        "id_embedding=gate, item_bias=logpop, align_weight=0.1, order=project_then_propagate, "
+        "cold_view=0.0)"
     )
 
 
@@ -385,3 +386,121 @@ def test_a_decoupled_step_projects_each_batch_node_once_and_no_other(fusion):
     expected = -logits.log_softmax(1)[:, 0].mean() + 0.1 * l2
     expected = expected + model.auxiliary_loss(model.encode(users, pos), users, pos, neg)
     torch.testing.assert_close(value, expected)
+
+
+# ------------------------------------------------- cold_view: the source-only user rows
+
+
+def cold_view_model(p: float, **options) -> LightGCNText:
+    data = tiny_data()
+    return text_model(
+        **DECOUPLED,
+        cold_view=p,
+        item_domain=data.item_domain,
+        target_domain=data.target_domain,
+        **options,
+    )
+
+
+def test_cold_view_rows_are_those_of_the_model_trained_on_source_edges_only():
+    data = tiny_data()
+    source = (data.item_domain[data.train_items] != data.target_domain).numpy()
+    src_users, src_items = data.train_users[source], data.train_items[source]
+    from gnnrec.nn import bipartite_adjacency
+
+    # an independent path: the decoupled model built on the source-domain edges alone
+    torch.manual_seed(0)
+    src_model = LightGCNText(
+        6,
+        9,
+        bipartite_adjacency(src_users, src_items, 6, 9),
+        data.item_text_emb,
+        src_users,
+        src_items,
+        embedding_dim=4,
+        hidden_dim=8,
+        order="propagate_then_project",
+    )
+    model = cold_view_model(0.5)
+    torch.testing.assert_close(model.cold_text, src_model.text[:6])
+    # users 0-3 and 5 have target-domain training edges; user 4 is cold (source only)
+    assert model.swappable.tolist() == [True, True, True, True, False, True]
+    # a cold user's source view is its own row (one layer of it at least: same items)
+    one = cold_view_model(0.5, num_layers=1)
+    torch.testing.assert_close(one.cold_text[4], one.text[4])
+    assert not torch.allclose(one.cold_text[0], one.text[0])
+
+
+def test_cold_view_swaps_warm_users_in_training_only():
+    model = cold_view_model(1.0)
+    users = torch.tensor([0, 4, 5])
+    items = torch.tensor([4, 4, 5])
+    model.train()
+    rows = model.encode(users, items).final
+    # p = 1: every warm user is its source view, the cold user 4 its own row, items theirs
+    expected_users = F.normalize(
+        model.mlp(torch.stack([model.cold_text[0], model.text[4], model.cold_text[5]])), dim=-1
+    )
+    torch.testing.assert_close(rows.final(users), expected_users)
+    torch.testing.assert_close(
+        rows.final(items + 6), F.normalize(model.mlp(model.text[items + 6]), dim=-1)
+    )
+    # evaluation (and forward) never swaps
+    model.eval()
+    user_emb, _ = model()
+    torch.testing.assert_close(user_emb, F.normalize(model.mlp(model.text[:6]), dim=-1))
+    torch.testing.assert_close(model.encode(users, items).final.final(users), user_emb[users])
+
+
+def test_cold_view_draws_each_warm_user_with_probability_p():
+    model = cold_view_model(0.25)
+    model.train()
+    torch.manual_seed(0)
+    draws = torch.stack([model._swapped() for _ in range(4000)]).float().mean(0)
+    assert draws[4] == 0  # cold: never
+    # five warm users, 4000 draws each: the share within 4 binomial s.d. of 0.25
+    assert (draws[model.swappable] - 0.25).abs().max() < 4 * math.sqrt(0.25 * 0.75 / 4000)
+    off = text_model(**DECOUPLED)
+    off.train()
+    assert off._swapped() is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cold_view": 1.5}, r"model.cold_view is a probability in \[0, 1\], got 1.5"),
+        ({"cold_view": 0.5, "order": "project_then_propagate"}, "set model.order=propagate_th"),
+        ({"cold_view": 0.5, "user_input": "profile"}, "model.user_input='profile' has no such"),
+    ],
+)
+def test_cold_view_bad_values_fail_naming_the_key(options, message):
+    data = tiny_data()
+    with pytest.raises(ValueError, match=message):
+        text_model(
+            **{"order": "propagate_then_project", **options},
+            user_profiles=data.user_profiles,
+            item_domain=data.item_domain,
+            target_domain=data.target_domain,
+        )
+    overrides = [f"model.{k}={v}" for k, v in {**DECOUPLED, **options}.items()]
+    with pytest.raises(ConfigError, match=message.replace("model.cold_view is", "cold_view is")):
+        check_config(compose_config(["model=lightgcn_text", "loss=softmax", *overrides]))
+
+
+def test_cold_view_trains_through_the_run_builder():
+    cfg = compose_config(
+        [
+            "model=lightgcn_text",
+            "loss=softmax",
+            "model.order=propagate_then_project",
+            "model.cold_view=0.5",
+            "model.embedding_dim=8",
+            "model.hidden_dim=8",
+        ]
+    )
+    model = build_model(cfg.model, tiny_data())
+    assert model.cold_view == 0.5 and model.swappable.sum() == 5
+    model.train()
+    loss = SoftmaxLoss(temperature=0.2)(model, USERS, POS, NEG)
+    loss.backward()
+    assert model.mlp[0].weight.grad.abs().sum() > 0
