@@ -159,26 +159,14 @@ def evaluate(
     import torch
 
     from gnnrec.nn.scoring import ranking_inputs
-    from gnnrec.run import per_user_frame, prepare
-    from gnnrec.utils.io import load_checkpoint
+    from gnnrec.run import per_user_frame, prepare, trained_state
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
     setup = prepare(cfg, "cpu")
     model = setup.model
     if model.trainable:
-        ckpt_dir = run_dir / "checkpoints"
-        if (ckpt_dir / "best.pt").is_file():
-            state = load_checkpoint(ckpt_dir / "best.pt")["model"]
-        elif (ckpt_dir / "last.pt").is_file():
-            last = load_checkpoint(ckpt_dir / "last.pt")
-            state = last.get("best_model", last["model"])
-        else:
-            raise FileNotFoundError(
-                f"{ckpt_dir} holds neither best.pt nor last.pt; the run was made with "
-                "trainer.checkpoint=false and cannot be re-evaluated"
-            )
-        model.load_state_dict(state)
+        model.load_state_dict(trained_state(run_dir)[0])
     model.eval()
     with torch.no_grad():
         emb = ranking_inputs(model())

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gnnrec.config_check import check_types
 from gnnrec.data.cache import load_dataset
@@ -296,6 +296,125 @@ def load_split(cfg: DictConfig) -> tuple[InteractionData, Split]:
     return data, split
 
 
+def trained_state(run_dir: str | Path) -> tuple[dict, dict | None]:
+    """The selected weights of a finished run and the identity they were trained under.
+
+    ``checkpoints/best.pt``, else the best model kept in ``last.pt`` (else its current
+    one), loaded with ``weights_only=True``; the identity is
+    :func:`~gnnrec.train.identity.run_identity` as the trainer stored it (``None`` in a
+    checkpoint older than identities).
+
+    Raises:
+        FileNotFoundError: The run folder holds neither checkpoint (a run made with
+            ``trainer.checkpoint=false``).
+    """
+    from gnnrec.utils.io import load_checkpoint
+
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if (ckpt_dir / "best.pt").is_file():
+        best = load_checkpoint(ckpt_dir / "best.pt")
+        return best["model"], best.get("identity")
+    if (ckpt_dir / "last.pt").is_file():
+        last = load_checkpoint(ckpt_dir / "last.pt")
+        return last.get("best_model", last["model"]), last.get("identity")
+    raise FileNotFoundError(
+        f"{ckpt_dir} holds neither best.pt nor last.pt; the run was made with "
+        "trainer.checkpoint=false and its trained model cannot be loaded"
+    )
+
+
+SPLIT_KEYS = (
+    "data.name",
+    "data.target_domain",
+    "data.zero_shot_domain",
+    "data.source_edges",
+    "data.preprocess",
+    "data.split",
+)
+"""Config keys that decide a run's training and held-out rows (resolved: ``data.split.seed``
+follows ``seed`` unless set)."""
+
+
+class ModelLoader:
+    """Builds other models on this run's data and split: :attr:`TrainingData.load_model`.
+
+    ``loader(spec)`` takes either a ``_partial_`` model constructor (an instantiated
+    model config), built and fitted on this run's training data, or a run folder of
+    ``gnnrec-train``, whose model is rebuilt from its ``.hydra/config.yaml`` (with that
+    run's encoder) on this run's training rows and, if it trains, given the weights of
+    its checkpoint. A run folder is refused, naming the key, when its data or split
+    settings (:data:`SPLIT_KEYS`) differ from this run's, and when its checkpoint's data
+    or split fingerprint does: its model could have trained on this run's held-out rows.
+    The model comes back in eval mode with its parameters frozen.
+    """
+
+    def __init__(
+        self, cfg: DictConfig, data: InteractionData, split: Split, train: TrainingData
+    ) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.split = split
+        self.train = train
+
+    def __call__(self, spec: object) -> Recommender:
+        if isinstance(spec, str | Path):
+            model = self._from_run(Path(spec))
+        elif callable(spec):
+            model = build_from_data(spec, self.train)
+            if not isinstance(model, Recommender):
+                raise ConfigError(f"{spec!r} did not build a gnnrec.models.Recommender")
+        else:
+            raise ConfigError(
+                f"a model to load is a run folder or a model config with _target_ and "
+                f"_partial_: true, got {spec!r}"
+            )
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+
+    def _from_run(self, run_dir: Path) -> Recommender:
+        from gnnrec.api import load_run_config
+
+        try:
+            other = load_run_config(run_dir)
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from err
+        for key in SPLIT_KEYS:
+            mine = _resolved_value(self.cfg, key)
+            theirs = _resolved_value(other, key)
+            if mine != theirs:
+                raise ConfigError(
+                    f"run {run_dir} was made with {key}={theirs}, this run has {key}={mine}: "
+                    "its model was trained on other rows and may have seen this run's "
+                    "held-out pairs"
+                )
+        model = build_model(other.model, training_data(other, self.data, self.split))
+        if model.trainable:
+            state, identity = trained_state(run_dir)
+            ours = {
+                "data_fingerprint": data_fingerprint(self.data),
+                "split_fingerprint": split_fingerprint(self.data, self.split),
+            }
+            for key, value in ours.items():
+                saved = None if identity is None else identity.get(key)
+                if saved != value:
+                    raise ConfigError(
+                        f"run {run_dir}: its checkpoint's {key} is {saved}, this run's is "
+                        f"{value}: it was trained on other data or another split"
+                    )
+            model.load_state_dict(state)
+        log.info("loaded model of run %s: %s", run_dir, model)
+        return model
+
+
+def _resolved_value(cfg: DictConfig, key: str) -> object:
+    value = OmegaConf.select(cfg, key, default=None)
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
 def training_data(cfg: DictConfig, data: InteractionData, split: Split) -> TrainingData:
     """The run's :class:`TrainingData`: training rows, the graph and text features (lazy)."""
     from gnnrec.data.graph import build_graph
@@ -304,11 +423,12 @@ def training_data(cfg: DictConfig, data: InteractionData, split: Split) -> Train
     builders = {
         "graph": lambda: build_graph(data.num_users, data.item_domain, data.domains, split.train),
         "knowledge_graph": lambda: knowledge_graph(data.kg, data.item_entity, data.num_items),
+        "load_model": lambda: ModelLoader(cfg, data, split, train),
     }
     if text.enabled:
         builders["item_text_emb"] = text.items
         builders["user_profiles"] = text.profiles
-    return TrainingData(
+    train = TrainingData(
         num_users=data.num_users,
         num_items=data.num_items,
         domains=tuple(data.domains),
@@ -318,6 +438,7 @@ def training_data(cfg: DictConfig, data: InteractionData, split: Split) -> Train
         train_items=torch.tensor(split.train["item_idx"].to_numpy(), dtype=torch.long),
         builders=builders,
     )
+    return train
 
 
 def per_user_frame(rows: list[pd.DataFrame], data: InteractionData, split: Split) -> pd.DataFrame:

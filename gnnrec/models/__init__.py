@@ -14,6 +14,7 @@ from gnnrec.models.loss import BPRLoss, RankingLoss, SoftmaxLoss
 
 if TYPE_CHECKING:
     from gnnrec.models.bitgcf import BiTGCF
+    from gnnrec.models.blend import Blend
     from gnnrec.models.ease import EASE
     from gnnrec.models.emcdr import EMCDR
     from gnnrec.models.gfcf import GFCF
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "BiTGCF": "bitgcf",
+    "Blend": "blend",
     "EASE": "ease",
     "EMCDR": "emcdr",
     "GFCF": "gfcf",
@@ -50,6 +52,7 @@ __all__ = [
     "RGCN",
     "BPRLoss",
     "BiTGCF",
+    "Blend",
     "ItemKNN",
     "LightGCN",
     "LightGCNText",

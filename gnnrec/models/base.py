@@ -84,6 +84,10 @@ class TrainingData:
             profile texts (their most recent *training* items), encoded on the first call;
             ``None`` with ``encoder=none``. A function, because encoding profiles is costly
             and only models set to use them should call it.
+        load_model: A function of a run folder or a ``_partial_`` model constructor that
+            returns that model built on this run's training data, trained weights
+            loaded, frozen, in eval mode (:class:`gnnrec.run.ModelLoader`: a run of other
+            data or another split is refused); for models made of other models.
     """
 
     num_users: int
@@ -103,6 +107,7 @@ class TrainingData:
         "knowledge_graph",
         "item_text_emb",
         "user_profiles",
+        "load_model",
     )
     """Fields built on first access, from ``builders`` or by the defaults below."""
 
@@ -165,12 +170,17 @@ class TrainingData:
 
         return profiles
 
+    @cached_property
+    def load_model(self) -> Callable[[Any], Any] | None:
+        return self._build("load_model")
+
 
 _MISSING_HINTS = {
     "item_text_emb": "encoder=none is selected; choose a text encoder, e.g. encoder=minilm",
     "user_profiles": "encoder=none is selected; choose a text encoder, e.g. encoder=minilm",
     "knowledge_graph": "the data has no knowledge graph",
     "graph": "this run builds no training graph",
+    "load_model": "this training data was built outside a run (gnnrec.run.training_data)",
 }
 
 

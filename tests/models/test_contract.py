@@ -12,7 +12,7 @@ from gnnrec.data.knowledge import knowledge_graph
 from gnnrec.errors import ConfigError
 from gnnrec.models import Recommender, TrainingData, build_from_data
 from gnnrec.nn import Scorer
-from gnnrec.run import build_model
+from gnnrec.run import ModelLoader, build_model
 from gnnrec.train import check_training
 
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
@@ -35,7 +35,7 @@ def tiny_data(seed: int = 0) -> TrainingData:
     links = pd.DataFrame({"item_idx": [4, 5], "entity": ["e0", "e1"]})
     item_text = torch.randn(9, 16, generator=g)
     profiles = torch.randn(6, 16, generator=g)
-    return TrainingData(
+    data = TrainingData(
         num_users=6,
         num_items=9,
         domains=("a", "b"),
@@ -48,16 +48,29 @@ def tiny_data(seed: int = 0) -> TrainingData:
             "knowledge_graph": lambda: knowledge_graph(kg, links, 9),
             "item_text_emb": lambda: item_text,
             "user_profiles": lambda: profiles,
+            # model configs only: a run folder needs the run's config, data and split
+            "load_model": lambda: ModelLoader(None, None, None, data),
         },
     )
+    return data
 
 
 def model_config(name: str, *extra: str):
     return compose_config([f"model={name}", "model.embedding_dim=8", *extra]).model
 
 
+BLEND = [  # two components fitted on the training data, cold users on popularity only
+    "+model.components.pop={_target_: gnnrec.models.Popularity, _partial_: true}",
+    "+model.components.knn={_target_: gnnrec.models.ItemKNN, _partial_: true, k: 2}",
+    "+model.weights={pop: 0.5, knn: 1.0}",
+    "model.cold_weights={pop: 1.0, knn: 0.0}",
+]
+
+
 def small(name: str, *extra: str) -> list[str]:
     # Shrink what a YAML makes large; keys only where the model has them.
+    if name == "blend":
+        return BLEND + list(extra)
     keys = compose_config([f"model={name}"]).model
     sizes = {"hidden_dim": 8, "dim": 8}
     return [f"model.{k}={v}" for k, v in sizes.items() if k in keys] + list(extra)
