@@ -120,7 +120,9 @@ class Blend(Recommender):
     def extra_repr(self) -> str:
         pairs = ", ".join(
             f"{n}: {w:g}/{c:g}"
-            for n, w, c in zip(self.names, self.warm_weights.tolist(), self.cold_weights.tolist())
+            for n, w, c in zip(
+                self.names, self.warm_weights.tolist(), self.cold_weights.tolist(), strict=True
+            )
         )
         return f"weights warm/cold {{{pairs}}}, normalize={self.normalize}"
 
@@ -203,10 +205,7 @@ class BlendScorer(Scorer):
                 if not torch.any(w):
                     continue  # no user of this block weights it: skip its scores
                 ref = ref_blocks[c](users).to("cpu", torch.float64)
-                if inside:
-                    s = ref[:, picked]
-                else:
-                    s = item_blocks[c](users).to("cpu", torch.float64)
+                s = ref[:, picked] if inside else item_blocks[c](users).to("cpu", torch.float64)
                 if self.normalize == "zscore":
                     mean = ref.mean(dim=1, keepdim=True)
                     std = (ref - mean).pow(2).mean(dim=1, keepdim=True).sqrt()
