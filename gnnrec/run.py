@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from gnnrec.config_check import check_types
 from gnnrec.data.cache import load_dataset
@@ -42,7 +42,7 @@ from gnnrec.track.run_folder import (
     config_fingerprint,
 )
 from gnnrec.train.checks import check_training
-from gnnrec.train.identity import run_identity
+from gnnrec.train.identity import SPLIT_KEYS, resolved, run_identity
 from gnnrec.train.schedule import Schedule
 from gnnrec.utils.io import atomic_write, write_json
 from gnnrec.utils.runtime import seed_everything, set_deterministic
@@ -323,18 +323,6 @@ def trained_state(run_dir: str | Path) -> tuple[dict, dict | None]:
     )
 
 
-SPLIT_KEYS = (
-    "data.name",
-    "data.target_domain",
-    "data.zero_shot_domain",
-    "data.source_edges",
-    "data.preprocess",
-    "data.split",
-)
-"""Config keys that decide a run's training and held-out rows (resolved: ``data.split.seed``
-follows ``seed`` unless set)."""
-
-
 class ModelLoader:
     """Builds other models on this run's data and split: :attr:`TrainingData.load_model`.
 
@@ -381,8 +369,8 @@ class ModelLoader:
         except FileNotFoundError as err:
             raise ConfigError(str(err)) from err
         for key in SPLIT_KEYS:
-            mine = _resolved_value(self.cfg, key)
-            theirs = _resolved_value(other, key)
+            mine = resolved(self.cfg, key)
+            theirs = resolved(other, key)
             if mine != theirs:
                 raise ConfigError(
                     f"run {run_dir} was made with {key}={theirs}, this run has {key}={mine}: "
@@ -406,13 +394,6 @@ class ModelLoader:
             model.load_state_dict(state)
         log.info("loaded model of run %s: %s", run_dir, model)
         return model
-
-
-def _resolved_value(cfg: DictConfig, key: str) -> object:
-    value = OmegaConf.select(cfg, key, default=None)
-    if isinstance(value, DictConfig | ListConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def training_data(cfg: DictConfig, data: InteractionData, split: Split) -> TrainingData:

@@ -33,16 +33,29 @@ from gnnrec.data.fingerprint import data_fingerprint, split_fingerprint
 from gnnrec.data.schema import InteractionData
 from gnnrec.data.split import Split
 
-__all__ = ["ADDED_LATER", "IDENTITY_KEYS", "identity_differences", "run_identity"]
+__all__ = [
+    "ADDED_LATER",
+    "IDENTITY_KEYS",
+    "SPLIT_KEYS",
+    "identity_differences",
+    "resolved",
+    "run_identity",
+]
 
-IDENTITY_KEYS = (
-    "seed",
+SPLIT_KEYS = (
     "data.name",
     "data.target_domain",
     "data.zero_shot_domain",
     "data.source_edges",
     "data.preprocess",
     "data.split",
+)
+"""Config keys that decide a run's training and held-out rows (resolved: ``data.split.seed``
+follows ``seed`` unless set)."""
+
+IDENTITY_KEYS = (
+    "seed",
+    *SPLIT_KEYS,
     "model",
     "loss",
     "sampler",
@@ -71,6 +84,14 @@ def _flatten(value: Any, key: str, out: dict[str, Any]) -> None:
         out[key] = value
 
 
+def resolved(cfg: DictConfig, key: str) -> Any:
+    """The value at dotted ``key`` with interpolations resolved, as plain containers."""
+    value = OmegaConf.select(cfg, key, default=None)
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
 def run_identity(cfg: DictConfig, data: InteractionData, split: Split) -> dict[str, Any]:
     """The identity of a run: :data:`IDENTITY_KEYS` resolved and flattened, and fingerprints.
 
@@ -79,10 +100,7 @@ def run_identity(cfg: DictConfig, data: InteractionData, split: Split) -> dict[s
     """
     out: dict[str, Any] = {}
     for key in IDENTITY_KEYS:
-        value = OmegaConf.select(cfg, key, default=None)
-        if isinstance(value, DictConfig | ListConfig):
-            value = OmegaConf.to_container(value, resolve=True)
-        _flatten(value, key, out)
+        _flatten(resolved(cfg, key), key, out)
     out["data_fingerprint"] = data_fingerprint(data)
     out["split_fingerprint"] = split_fingerprint(data, split)
     return out

@@ -242,17 +242,14 @@ def test_a_run_folder_component_reproduces_its_run_and_mixes_as_numpy_says(
     assert mixed["test/all/ndcg@20"] != pytest.approx(alone["test/all/ndcg@20"], rel=1e-6)
 
 
+def mf_blend(cache_dir, folder, *extra: str):
+    """The config of a blend of the MF run in ``folder`` alone, on ML-100K."""
+    overrides = [*ML100K, f"paths.cache_dir={cache_dir}", "model=blend", *extra]
+    return compose_config([*overrides, f"+model.components.mf={folder}", "+model.weights.mf=1"])
+
+
 def test_a_run_of_another_split_is_refused_naming_the_key(mf_run, cache_dir):
-    cfg = compose_config(
-        [
-            *ML100K,
-            f"paths.cache_dir={cache_dir}",
-            "model=blend",
-            "data.split.seed=1",
-            f"+model.components.mf={mf_run}",
-            "+model.weights.mf=1",
-        ]
-    )
+    cfg = mf_blend(cache_dir, mf_run, "data.split.seed=1")
     with pytest.raises(ConfigError, match=r"made with data.split=\{.*'seed': 0.*this run has"):
         prepare(cfg)
 
@@ -267,28 +264,12 @@ def test_a_checkpoint_of_another_split_is_refused(mf_run, cache_dir, tmp_path):
     state["identity"] = {**state["identity"], "split_fingerprint": "0123456789abcdef"}
     save_checkpoint(copy / "checkpoints" / "best.pt", state)
     assert load_run_config(copy).model._target_ == "gnnrec.models.MF"
-    cfg = compose_config(
-        [
-            *ML100K,
-            f"paths.cache_dir={cache_dir}",
-            "model=blend",
-            f"+model.components.mf={copy}",
-            "+model.weights.mf=1",
-        ]
-    )
+    cfg = mf_blend(cache_dir, copy)
     with pytest.raises(ConfigError, match="split_fingerprint is 0123456789abcdef, this run's is"):
         prepare(cfg)
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, cache_dir):
-    cfg = compose_config(
-        [
-            *ML100K,
-            f"paths.cache_dir={cache_dir}",
-            "model=blend",
-            f"+model.components.mf={tmp_path}",
-            "+model.weights.mf=1",
-        ]
-    )
+    cfg = mf_blend(cache_dir, tmp_path)
     with pytest.raises(ConfigError, match="is not a run folder"):
         prepare(cfg)
